@@ -1,0 +1,93 @@
+"""The seed document's training loop, kept as it is written, as the reference the benchmarks beat.
+
+Written the way the seed writes it, apart from what would not run here (``.cuda()`` becomes the
+chosen device, ``np.prod`` lives in the model builders): a torchvision data set with a per-sample ``ToTensor``, a
+``DataLoader``, a fresh generator forward for each update, the D loss back-propagated into G (no
+``detach``), and a print with a host sync on every step. The architecture comes from the caller,
+wrapped with the seed's sigmoid and trained with ``BCELoss``, so both loops train the same model.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from torchvision.datasets import MNIST
+from torchvision.transforms import Compose, ToTensor
+
+from ganforge.config import DataConfig
+from ganforge.data import load_mnist5k
+
+
+def write_mnist5k_for_torchvision(root: Path) -> Path:
+    """The embedded digits as raw IDX files in torchvision's MNIST layout, so its reader loads them."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    data = load_mnist5k(DataConfig())
+    n = len(data.images)
+    images = struct.pack(">BBBBIII", 0, 0, 8, 3, n, 28, 28) + data.images.numpy().tobytes()
+    labels = struct.pack(">BBBBI", 0, 0, 8, 1, n) + data.labels.to(torch.uint8).numpy().tobytes()
+    # torchvision checks that the test split is there too; the same digits stand in for it.
+    for split in ("train", "t10k"):
+        for stem, blob in ((f"{split}-images-idx3-ubyte", images), (f"{split}-labels-idx1-ubyte", labels)):
+            (raw / stem).write_bytes(blob)
+    return root
+
+
+class _WithSigmoid(nn.Module):
+    def __init__(self, discriminator: nn.Module) -> None:
+        super().__init__()
+        self.discriminator = discriminator
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.discriminator(img))
+
+
+def seed_loop(generator: nn.Module, discriminator: nn.Module, latent_dim: int, root: Path, steps: int,
+              batch_size: int = 64, device: str = "cpu", log: Callable[[str], None] | None = None) -> float:
+    """Train like the seed for ``steps`` steps; returns images per second (real images seen per second)."""
+    sink = open(os.devnull, "w")
+    log = log or (lambda line: print(line, file=sink))
+    discriminator = _WithSigmoid(discriminator)
+    transform = Compose([ToTensor()])
+    dataset = MNIST(root=str(root), download=False, transform=transform)
+    dataloader = DataLoader(dataset, batch_size=batch_size, shuffle=True)
+    adversarial_loss = nn.BCELoss()
+    optimizer_G = torch.optim.Adam(generator.parameters(), lr=0.0002, betas=(0.5, 0.999))
+    optimizer_D = torch.optim.Adam(discriminator.parameters(), lr=0.0002, betas=(0.5, 0.999))
+    step = 0
+    start = time.perf_counter()
+    num_epochs = 10**9
+    for epoch in range(num_epochs):
+        for i, (imgs, _) in enumerate(dataloader):
+            imgs = imgs.to(device)
+            valid = torch.ones((imgs.size(0), 1)).to(device)
+            fake = torch.zeros((imgs.size(0), 1)).to(device)
+
+            real_loss = adversarial_loss(discriminator(imgs), valid)
+            fake_loss = adversarial_loss(discriminator(generator(torch.randn((imgs.size(0), latent_dim)).to(device))), fake)
+            d_loss = 0.5 * (real_loss + fake_loss)
+
+            optimizer_D.zero_grad()
+            d_loss.backward()
+            optimizer_D.step()
+
+            g_loss = adversarial_loss(discriminator(generator(torch.randn((imgs.size(0), latent_dim)).to(device))), valid)
+
+            optimizer_G.zero_grad()
+            g_loss.backward()
+            optimizer_G.step()
+
+            log(f"[Epoch {epoch}/{num_epochs}] [Batch {i}/{len(dataloader)}] [D loss: {d_loss.item()}] [G loss: {g_loss.item()}]")
+            step += 1
+            if step == steps:
+                elapsed = time.perf_counter() - start
+                sink.close()
+                return steps * batch_size / elapsed
+    raise AssertionError("unreachable")

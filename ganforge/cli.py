@@ -1,0 +1,297 @@
+"""``ganforge ...``: an argparse front over the library; bad input is one line on stderr and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
+
+from .errors import GanforgeError
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line, like every other ganforge error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"ganforge: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    return "\n".join(lines)
+
+
+def _validation_message(exc: ValidationError, prefix: str = "") -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+        got = f" (got {err['input']!r})" if err["type"] != "missing" and not isinstance(err["input"], dict) else ""
+        parts.append(f"{where}: {err['msg']}{got}")
+    return "bad config: " + "; ".join(parts)
+
+
+# ----------------------------------------------------------------------------- listing commands
+def cmd_variants(args: argparse.Namespace) -> int:
+    from .catalog import load_catalog
+
+    variants = load_catalog().variants
+    if args.options:
+        spec = variants.get(args.options)
+        print(json.dumps(spec.config.model_json_schema(), indent=2))
+        return 0
+    entries = list(variants)
+    if args.json:
+        print(json.dumps([
+            {"name": e.name, "aliases": list(e.aliases), "plugin": e.plugin, "description": e.value.description,
+             "conditional": e.value.conditional, "default_loss": e.value.default_loss}
+            for e in entries
+        ], indent=2))
+        return 0
+    rows = [[e.name, ",".join(e.aliases) or "-", e.plugin, e.value.description] for e in entries]
+    print(_table(rows, ["NAME", "ALIASES", "PLUGIN", "DESCRIPTION"]))
+    return 0
+
+
+def cmd_losses(args: argparse.Namespace) -> int:
+    from .catalog import load_catalog
+
+    rows = [[e.name, ",".join(e.aliases) or "-", e.plugin, e.value.description] for e in load_catalog().losses]
+    print(_table(rows, ["NAME", "ALIASES", "PLUGIN", "DESCRIPTION"]))
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from .catalog import load_catalog
+
+    rows = [[e.name, ",".join(e.aliases) or "-", e.plugin, e.value.description] for e in load_catalog().datasets]
+    print(_table(rows, ["NAME", "ALIASES", "PLUGIN", "DESCRIPTION"]))
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from .plugins import make_plugin_manager, plugin_hooks
+
+    pm = make_plugin_manager()
+    infos = pm.ganforge_info  # type: ignore[attr-defined]
+    if args.json:
+        print(json.dumps([
+            {"name": i.name, "distribution": i.distribution, "version": i.version, "hooks": plugin_hooks(pm, i.name)}
+            for i in infos.values()
+        ], indent=2))
+        return 0
+    rows = [[i.name, i.distribution, i.version, ", ".join(h.removeprefix("ganforge_") for h in plugin_hooks(pm, i.name))]
+            for i in infos.values()]
+    print(_table(rows, ["NAME", "DISTRIBUTION", "VERSION", "HOOKS"]))
+    return 0
+
+
+# ----------------------------------------------------------------------------- train
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise GanforgeError(f"--config {path}: no such file") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise GanforgeError(f"--config {path}: not valid TOML ({exc})") from None
+
+
+def _apply_sets(settings: dict[str, Any], sets: Sequence[str], model_fields: set[str]) -> None:
+    from .config import DataConfig, TrainConfig
+
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise GanforgeError(f"--set {item!r}: expected KEY=VALUE, e.g. --set latent_dim=64")
+        value = _parse_value(raw)
+        section, _, field = key.rpartition(".")
+        if section == "model" or (not section and field in model_fields):
+            settings.setdefault("model", {})[field] = value
+        elif section == "data" or (not section and field in DataConfig.model_fields and field not in TrainConfig.model_fields):
+            settings.setdefault("data", {})[field] = value
+        elif not section and field in TrainConfig.model_fields and field not in ("model", "data"):
+            settings[field] = value
+        else:
+            known = sorted(model_fields) + sorted(set(TrainConfig.model_fields) - {"model", "data", "variant"}) + [
+                f"data.{f}" for f in DataConfig.model_fields]
+            raise GanforgeError(f"--set {key}: unknown key; known keys: {', '.join(known)}")
+
+
+def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
+    from .catalog import load_catalog
+
+    settings: dict[str, Any] = _read_toml(args.config) if args.config else {}
+    variant = args.variant or settings.get("variant")
+    if not variant:
+        raise GanforgeError("name a variant (`ganforge train mlp`) or continue a run with --resume RUN_DIR")
+    spec = load_catalog().variants.get(variant)
+    settings["variant"] = spec.name
+    data = settings.setdefault("data", {})
+    if not isinstance(data, dict):
+        raise GanforgeError("--config: [data] must be a table")
+    for flag, key in (("data", "name"), ("data_dir", "data_dir"), ("image_size", "image_size")):
+        if getattr(args, flag) is not None:
+            data[key] = getattr(args, flag)
+    for key in ("steps", "epochs", "batch_size", "loss", "out", "device", "seed", "precision", "ema", "n_critic"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    if args.compile:
+        settings["compile"] = True
+    _apply_sets(settings, args.set, set(spec.config.model_fields))
+    try:
+        spec.make_config(settings.get("model"))
+    except ValidationError as exc:
+        raise GanforgeError(_validation_message(exc, "model")) from None
+    return settings
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import TrainConfig
+    from .trainer import TrainingDiverged, resume, train
+
+    try:
+        if args.resume:
+            if args.variant:
+                raise GanforgeError("--resume continues the run's own variant; drop the variant name")
+            result = resume(args.resume, steps=args.steps, device=args.device)
+        else:
+            settings = _train_settings(args)
+            try:
+                config = TrainConfig.model_validate(settings)
+            except ValidationError as exc:
+                raise GanforgeError(_validation_message(exc)) from None
+            result = train(config)
+    except TrainingDiverged as exc:
+        print(f"ganforge: training diverged: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if result.status == "interrupted":
+        print(f"interrupted at step {result.step}; checkpoint saved; continue with "
+              f"`ganforge train --resume {result.run_dir}`", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"trained to step {result.step}; run directory: {result.run_dir}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- sample
+def cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from .sampling import load_run
+
+    if args.n < 1:
+        raise GanforgeError(f"--n {args.n}: must be at least 1")
+    loaded = load_run(args.run_dir, args.checkpoint, device=args.device)
+    labels = None
+    if args.class_ is not None:
+        classes = loaded.generator.num_classes
+        if classes is None:
+            raise GanforgeError(f"variant {loaded.spec.name!r} is unconditional; it takes no --class")
+        if not 0 <= args.class_ < classes:
+            raise GanforgeError(f"--class {args.class_}: this run has classes 0 to {classes - 1}")
+        labels = torch.full((args.n,), args.class_, dtype=torch.long, device=loaded.device)
+    images, labels = loaded.sample(args.n, labels=labels, seed=args.seed)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() != ".png":
+        raise GanforgeError(f"--out {out}: only .png grids are written")
+    from torchvision.utils import save_image
+
+    classes = loaded.generator.num_classes
+    per_row = -(-args.n // classes) if classes and args.class_ is None else max(1, int(args.n ** 0.5))
+    save_image(images.float(), out, nrow=per_row, normalize=True, value_range=(-1, 1))
+    print(f"wrote {args.n} samples from {args.run_dir} (step {loaded.step}) to {out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = _Parser(prog="ganforge", description="Train and sample GAN variants provided by plugins.")
+    parser.add_argument("--version", action="version", version=f"ganforge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("variants", help="list installed GAN variants")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--options", metavar="NAME", help="print the JSON schema of a variant's config")
+    p.set_defaults(func=cmd_variants)
+
+    p = sub.add_parser("plugins", help="list loaded plugins and the hooks they implement")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plugins)
+
+    sub.add_parser("losses", help="list adversarial losses").set_defaults(func=cmd_losses)
+    sub.add_parser("datasets", help="list data sets").set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("train", help="train a variant (or continue a run with --resume)")
+    p.add_argument("variant", nargs="?", help="variant name or alias (see `ganforge variants`)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run from checkpoints/last.pt")
+    p.add_argument("--data", help="data set name (default mnist5k; see `ganforge datasets`)")
+    p.add_argument("--data-dir", type=Path, help="folder holding the data set's files")
+    p.add_argument("--image-size", type=int, help="resize images to this square size")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="generator updates in total (with --resume: the new total)")
+    length.add_argument("--epochs", type=float, help="passes over the data (default 20)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--loss", help="adversarial loss (see `ganforge losses`)")
+    p.add_argument("--n-critic", type=int, help="D updates per G update")
+    p.add_argument("--ema", type=float, help="keep an EMA of G with this decay, e.g. 0.999")
+    p.add_argument("--out", type=Path, help="run directory (default runs/VARIANT-TIMESTAMP)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--precision", choices=["fp32", "bf16"])
+    p.add_argument("--compile", action="store_true", help="torch.compile G and D")
+    p.add_argument("--config", type=Path, metavar="FILE.toml", help="settings file; flags override it")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any config field: a variant field (latent_dim=64), a train field (lr_d=1e-4), data.FIELD")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="write a grid of samples from a trained run")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    p.add_argument("--out", type=Path, default=Path("samples.png"), help="PNG file (default samples.png)")
+    p.add_argument("--checkpoint", default="last", help="last, best or a step number")
+    p.add_argument("--class", dest="class_", type=int, help="draw only this class (conditional variants)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_sample)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 1 failed run, 2 bad input, 130 interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except GanforgeError as exc:
+        print(f"ganforge: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ValidationError as exc:
+        print(f"ganforge: error: {_validation_message(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("ganforge: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,55 @@
+"""The validated settings of a run: what data, how long, how to optimise, where to write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class DataConfig(BaseModel):
+    """Which data set to train on and how to read it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("mnist5k", description="registered data set name (see `ganforge data`)")
+    data_dir: Path | None = Field(None, description="folder holding the files; default: a per-user cache")
+    image_size: int | None = Field(None, ge=4, le=1024, description="resize images to this square size")
+    channels: Literal[1, 3] | None = Field(None, description="force grey (1) or colour (3) images")
+    download: bool = Field(True, description="let torchvision download the data set when it is missing")
+
+
+class TrainConfig(BaseModel):
+    """Everything the shared loop needs besides the variant; ``None`` means "the variant's default"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variant: str
+    model: dict = Field(default_factory=dict, description="the variant's config (see `ganforge variants --options`)")
+    data: DataConfig = Field(default_factory=DataConfig)
+    steps: int | None = Field(None, ge=1, description="generator updates in total")
+    epochs: float | None = Field(None, gt=0, description="passes over the data, if steps is not given")
+    batch_size: int = Field(64, ge=1, description="images per step (per process under torchrun)")
+    loss: str | None = Field(None, description="adversarial loss name; default: the variant's")
+    lr_g: float | None = Field(None, gt=0)
+    lr_d: float | None = Field(None, gt=0)
+    betas: tuple[float, float] | None = None
+    n_critic: int = Field(1, ge=1, description="discriminator updates per generator update")
+    gradient_penalty: float = Field(0.0, ge=0, description="weight of the WGAN-GP gradient penalty on D")
+    ema: float | None = Field(None, gt=0, lt=1, description="decay of an exponential moving average of G")
+    seed: int = 0
+    device: str = Field("auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
+    precision: Literal["fp32", "bf16"] = "fp32"
+    compile: bool = False
+    log_every: int = Field(100, ge=1)
+    checkpoint_every: int = Field(1000, ge=1)
+    sample_every: int = Field(1000, ge=1)
+    num_samples: int = Field(64, ge=1, le=1024, description="images in each sample grid")
+    out: Path | None = Field(None, description="run directory; default runs/VARIANT-TIMESTAMP")
+
+    @model_validator(mode="after")
+    def _one_length(self) -> TrainConfig:
+        if self.steps is not None and self.epochs is not None:
+            raise ValueError("give steps or epochs, not both")
+        return self

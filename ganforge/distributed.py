@@ -1,0 +1,76 @@
+"""What the shared loop needs from torch.distributed: set-up from torchrun's environment, DDP
+wrapping, data sharding by rank, and reductions. In a single process every method is a no-op."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from .devices import pick_device
+from .errors import GanforgeError
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """This process's place in the job; ``device`` is None in a single process (the config decides)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def wrap(self, module: nn.Module) -> nn.Module:
+        """``module`` in DistributedDataParallel when several processes train together."""
+        if not self.enabled:
+            return module
+        ids = [self.device.index] if self.device is not None and self.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids)
+
+    def shard(self, permutation: torch.Tensor) -> torch.Tensor:
+        """This rank's disjoint, equally long share of an epoch's permutation."""
+        if not self.enabled:
+            return permutation
+        per_rank = len(permutation) // self.world_size
+        return permutation[self.rank::self.world_size][:per_rank]
+
+    def all_reduce_mean(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.enabled:
+            tensor = tensor.clone()
+            dist.all_reduce(tensor)
+            tensor /= self.world_size
+        return tensor
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+
+def init_distributed(device_name: str = "auto") -> DistContext:
+    """Join the process group that torchrun describes (NCCL on CUDA, gloo on CPU), or stay single."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistContext()
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(device_name)
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    elif device.type != "cpu":
+        raise GanforgeError(f"distributed training runs on CUDA (NCCL) or CPU (gloo), not {device.type}")
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return DistContext(rank, world_size, local_rank, device)

@@ -1,0 +1,113 @@
+"""Generator and Discriminator base classes: the shape contract every variant keeps.
+
+A generator maps ``(z, labels?)`` to images ``(B, C, H, W)`` in [-1, 1]; a discriminator maps
+``(x, labels?)`` to logits ``(B, 1)``. Subclasses implement ``generate`` / ``score``; ``forward``
+checks the inputs first, so a wrong call fails with what was expected and what arrived instead of a
+matrix-size error deep inside the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from .errors import GanforgeError
+
+
+class InputError(GanforgeError, ValueError):
+    """A generator or discriminator was called with inputs that break its shape contract."""
+
+
+_check_label_values = True
+
+
+@contextlib.contextmanager
+def trusted_labels() -> Iterator[None]:
+    """Skip the label range check, which reads the labels on the host (a device sync).
+
+    The trainer uses it for labels it drew itself or validated once when the data set loaded.
+    """
+    global _check_label_values
+    previous, _check_label_values = _check_label_values, False
+    try:
+        yield
+    finally:
+        _check_label_values = previous
+
+
+def _shape(t: torch.Tensor) -> tuple[int, ...]:
+    return tuple(t.shape)
+
+
+class _Contract(nn.Module):
+    def __init__(self, image_shape: tuple[int, int, int], num_classes: int | None) -> None:
+        super().__init__()
+        if num_classes is not None and num_classes < 2:
+            raise InputError(f"num_classes must be at least 2 or None, got {num_classes}")
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.num_classes = num_classes
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes is not None
+
+    def _check_labels(self, labels: torch.Tensor | None, batch: int) -> None:
+        who = type(self).__name__
+        if self.num_classes is None:
+            if labels is not None:
+                raise InputError(f"{who} is unconditional and takes no labels, got labels of shape {_shape(labels)}")
+            return
+        if labels is None:
+            raise InputError(f"{who} is conditional on {self.num_classes} classes: expected labels of shape ({batch},), got None")
+        if labels.shape != (batch,) or labels.dtype not in (torch.int64, torch.int32):
+            raise InputError(
+                f"{who} expected labels of shape ({batch},) and dtype int64, got {_shape(labels)} and {labels.dtype}"
+            )
+        if _check_label_values and batch:
+            low, high = int(labels.min()), int(labels.max())
+            if low < 0 or high >= self.num_classes:
+                raise InputError(f"{who} expected labels in [0, {self.num_classes - 1}], got values from {low} to {high}")
+
+
+class Generator(_Contract):
+    """Maps latent codes ``z`` of shape (B, latent_dim), and labels if conditional, to (B, C, H, W) in [-1, 1]."""
+
+    def __init__(self, latent_dim: int, image_shape: tuple[int, int, int], num_classes: int | None = None) -> None:
+        super().__init__(image_shape, num_classes)
+        self.latent_dim = int(latent_dim)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise InputError(f"{type(self).__name__} expected z of shape (B, {self.latent_dim}), got {_shape(z)}")
+        self._check_labels(labels, z.shape[0])
+        return self.generate(z, labels)
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Map checked inputs to images; subclasses implement this."""
+        raise NotImplementedError
+
+    def sample_latent(self, batch: int, *, device: torch.device | str | None = None,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw ``batch`` latent codes from the prior, N(0, I) unless a subclass says otherwise."""
+        return torch.randn(batch, self.latent_dim, device=device, generator=generator)
+
+
+class Discriminator(_Contract):
+    """Maps images (B, C, H, W), and labels if conditional, to logits (B, 1): no sigmoid inside."""
+
+    def __init__(self, image_shape: tuple[int, int, int], num_classes: int | None = None) -> None:
+        super().__init__(image_shape, num_classes)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
+            c, h, w = self.image_shape
+            raise InputError(f"{type(self).__name__} expected images of shape (B, {c}, {h}, {w}), got {_shape(x)}")
+        self._check_labels(labels, x.shape[0])
+        return self.score(x, labels)
+
+    def score(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Map checked inputs to logits of shape (B, 1); subclasses implement this."""
+        raise NotImplementedError

@@ -1,0 +1,421 @@
+"""THE training loop, shared by every variant, on CPU, CUDA or MPS, in one process or under torchrun.
+
+Per step: draw z (and labels for conditional variants), run G once, update D on the real batch and
+the detached fake (``n_critic`` times, with a fresh real batch and fake each time), update G through
+the last fake, update the EMA of G. The data set lives on the device as uint8 and each batch is
+normalised to [-1, 1] there. Losses accumulate on the device and are read every ``log_every`` steps,
+so the host never waits for the device in between.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import platform
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm.auto import tqdm
+
+from . import __version__
+from .catalog import Catalog, load_catalog
+from .config import TrainConfig
+from .data import ImageData
+from .devices import pick_device
+from .distributed import DistContext, init_distributed
+from .errors import GanforgeError
+from .losses import gradient_penalty
+from .nn import Discriminator, Generator, trusted_labels
+from .runs import RunDir
+from .variant import DataShape, VariantSpec
+
+DEFAULT_EPOCHS = 20
+
+
+class TrainingDiverged(GanforgeError):
+    """The losses became NaN or infinite; the run stopped without overwriting its last good checkpoint."""
+
+
+@dataclass
+class TrainResult:
+    """How a call to :func:`train` ended."""
+
+    run_dir: Path
+    step: int
+    status: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
+    # A function of (seed, epoch) alone, so a resumed run sees exactly the batches it would have seen.
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+def build_models(spec: VariantSpec, model_config: Any, shape: DataShape) -> tuple[Generator, Discriminator]:
+    """Build and type-check a variant's pair, so a plugin's mistake is reported as the plugin's."""
+    generator = spec.build_generator(model_config, shape)
+    discriminator = spec.build_discriminator(model_config, shape)
+    if not isinstance(generator, Generator) or not isinstance(discriminator, Discriminator):
+        raise GanforgeError(
+            f"variant {spec.name!r} built {type(generator).__name__} / {type(discriminator).__name__}; "
+            "they must subclass ganforge.nn.Generator / ganforge.nn.Discriminator"
+        )
+    return generator, discriminator
+
+
+class Trainer:
+    """One run of the shared loop: built from a :class:`TrainConfig`, continued from a run directory."""
+
+    def __init__(self, config: TrainConfig, catalog: Catalog | None = None, *, run_dir: Path | None = None) -> None:
+        self.catalog = catalog or load_catalog()
+        self.dist: DistContext = init_distributed(config.device)
+        self.spec = self.catalog.variants.get(config.variant)
+        self.model_config = self.spec.make_config(config.model)
+        self.loss = self.catalog.losses.get(config.loss or self.spec.default_loss)
+        self.device = self.dist.device or pick_device(config.device)
+        data = self.catalog.datasets.get(config.data.name).load(config.data)
+        if self.spec.conditional and data.labels is None:
+            raise GanforgeError(
+                f"variant {self.spec.name!r} is conditional and needs class labels, but data set "
+                f"{config.data.name!r} has none; pick a labelled data set or an unconditional variant"
+            )
+        self.data = data
+        self.shape = DataShape(*data.shape, data.num_classes if self.spec.conditional else None)
+        per_rank = len(data.images) // self.dist.world_size
+        self.steps_per_epoch = per_rank // config.batch_size
+        if self.steps_per_epoch == 0:
+            raise GanforgeError(
+                f"--batch-size {config.batch_size} is larger than the {per_rank} images each process gets "
+                f"from {config.data.name!r}; use a smaller batch size"
+            )
+        if config.steps is None:
+            epochs = config.epochs or DEFAULT_EPOCHS
+            config = config.model_copy(update={"steps": math.ceil(epochs * self.steps_per_epoch / config.n_critic), "epochs": None})
+        self.config = config
+        opt = self.spec.optimizer
+        self.lr_g, self.lr_d = config.lr_g or opt.lr_g, config.lr_d or opt.lr_d
+        self.betas = tuple(config.betas or opt.betas)
+
+        torch.manual_seed(config.seed)
+        generator, discriminator = build_models(self.spec, self.model_config, self.shape)
+        self.generator = generator.to(self.device)
+        self.discriminator = discriminator.to(self.device)
+        # The fused kernels (CPU and CUDA) update every parameter in one pass instead of a dozen.
+        fused = self.device.type in ("cpu", "cuda")
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.lr_g, betas=self.betas, fused=fused)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.lr_d, betas=self.betas, fused=fused)
+        # Without batch statistics in D, one forward over real and fake together is the same function
+        # as two forwards, and bigger matrix products run faster.
+        self.joint_d_forward = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.discriminator.modules())
+        self.ema = (
+            AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
+            if config.ema else None
+        )
+        self.g_run: nn.Module = self.dist.wrap(self.generator)
+        self.d_run: nn.Module = self.dist.wrap(self.discriminator)
+        if config.compile:
+            self.g_run, self.d_run = torch.compile(self.g_run), torch.compile(self.d_run)
+        self.d_plain: nn.Module = torch.compile(self.discriminator) if config.compile else self.discriminator
+
+        self.images = data.images.to(self.device)
+        self.labels = data.labels.to(self.device) if data.labels is not None else None
+        self.noise = torch.Generator(device=self.device).manual_seed(config.seed + 7919 * (self.dist.rank + 1))
+        self.step = 0
+        self._perm: torch.Tensor | None = None
+        self._perm_epoch = -1
+        self._batch_cursor = 0
+        self._stop_requested = False
+
+        self.run = RunDir(run_dir or config.out or Path("runs") / f"{self.spec.name}-{datetime.now():%Y%m%d-%H%M%S}")
+        self.fixed_z, self.fixed_labels, self.grid_rows = self._fixed_noise()
+
+    # ----------------------------------------------------------------------------- set-up helpers
+    def _fixed_noise(self) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+        g = torch.Generator().manual_seed(self.config.seed + 104729)
+        n = self.config.num_samples
+        if self.shape.num_classes:
+            per_class = max(1, n // self.shape.num_classes)
+            labels = torch.arange(self.shape.num_classes).repeat_interleave(per_class)
+            z = torch.randn(len(labels), self.generator.latent_dim, generator=g)
+            return z.to(self.device), labels.to(self.device), per_class
+        z = torch.randn(n, self.generator.latent_dim, generator=g)
+        return z.to(self.device), None, max(1, int(math.sqrt(n)))
+
+    def describe(self) -> dict[str, Any]:
+        """Everything needed to rebuild this run, as written to config.json."""
+        return {
+            "ganforge_version": __version__,
+            "variant": self.spec.name,
+            "plugin": self.catalog.variants.entry(self.spec.name).plugin,
+            "model": self.model_config.model_dump(mode="json"),
+            "train": self.config.model_dump(mode="json"),
+            "resolved": {
+                "loss": self.loss.name,
+                "lr_g": self.lr_g,
+                "lr_d": self.lr_d,
+                "betas": list(self.betas),
+                "data_shape": list(self.shape),
+                "data_size": len(self.data.images),
+                "steps_per_epoch": self.steps_per_epoch,
+                "world_size": self.dist.world_size,
+            },
+            "versions": {"python": platform.python_version(), "torch": torch.__version__, "ganforge": __version__},
+        }
+
+    # ----------------------------------------------------------------------------- data and noise
+    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        epoch, index = divmod(self._batch_cursor, self.steps_per_epoch)
+        if epoch != self._perm_epoch:
+            perm = _epoch_permutation(self.config.seed, epoch, len(self.images))
+            self._perm = self.dist.shard(perm).to(self.device)
+            self._perm_epoch = epoch
+        self._batch_cursor += 1
+        b = self.config.batch_size
+        idx = self._perm[index * b:(index + 1) * b]  # type: ignore[index]
+        real = self.images.index_select(0, idx).float().div_(127.5).sub_(1.0)
+        labels = self.labels.index_select(0, idx) if self.spec.conditional else None  # type: ignore[union-attr]
+        return real, labels
+
+    def _draw_fake_inputs(self, batch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        z = self.generator.sample_latent(batch, device=self.device, generator=self.noise)
+        labels = None
+        if self.shape.num_classes:
+            labels = torch.randint(0, self.shape.num_classes, (batch,), device=self.device, generator=self.noise)
+        return z, labels
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.config.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # ----------------------------------------------------------------------------- one step
+    def _score_real_and_fake(self, real: torch.Tensor, real_labels: torch.Tensor | None, fake: torch.Tensor,
+                             fake_labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.joint_d_forward:
+            return self.d_run(real, real_labels).float(), self.d_run(fake, fake_labels).float()
+        labels = torch.cat([real_labels, fake_labels]) if real_labels is not None else None
+        scores = self.d_run(torch.cat([real, fake.to(real.dtype)]), labels).float()
+        return scores[: len(real)], scores[len(real):]
+
+    def train_step(self) -> None:
+        """One generator update and ``n_critic`` discriminator updates; no host sync."""
+        cfg = self.config
+        b = cfg.batch_size
+        for i in range(cfg.n_critic):
+            real, real_labels = self._next_batch()
+            z, fake_labels = self._draw_fake_inputs(b)
+            last = i == cfg.n_critic - 1
+            with self._autocast(), torch.set_grad_enabled(last):
+                fake = self.g_run(z, fake_labels)
+            with self._autocast():
+                d_real, d_fake = self._score_real_and_fake(real, real_labels, fake.detach(), fake_labels)
+                d_loss = self.loss.d_loss(d_real, d_fake)
+                if cfg.gradient_penalty:
+                    penalty = gradient_penalty(self.d_run, real, fake, real_labels, generator=self.noise)
+                    d_loss = d_loss + cfg.gradient_penalty * penalty
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
+        # D's weights need no gradient for G's update; skipping them saves a third of D's backward.
+        self.discriminator.requires_grad_(False)
+        with self._autocast():
+            g_loss = self.loss.g_loss(self.d_plain(fake, fake_labels).float())
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        self.discriminator.requires_grad_(True)
+        if self.ema is not None:
+            self.ema.update_parameters(self.generator)
+        self.step += 1
+        self._sums += torch.stack([d_loss.detach(), g_loss.detach(), d_real.detach().mean(), d_fake.detach().mean()])
+        self._count += 1
+
+    # ----------------------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that a resumed run needs to continue exactly."""
+        state: dict[str, Any] = {
+            "step": self.step,
+            "batch_cursor": self._batch_cursor,
+            "variant": self.spec.name,
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "noise": self.noise.get_state()},
+        }
+        if self.device.type == "cuda":
+            state["rng"]["cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("variant") != self.spec.name:
+            raise GanforgeError(f"checkpoint holds variant {state.get('variant')!r}, this run is {self.spec.name!r}")
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        if self.ema is not None and "ema" in state:
+            self.ema.load_state_dict(state["ema"])
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        self.noise.set_state(state["rng"]["noise"].cpu())
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
+        self.step = int(state["step"])
+        self._batch_cursor = int(state["batch_cursor"])
+
+    def sampling_generator(self) -> nn.Module:
+        """The generator to draw samples from: the EMA copy when there is one."""
+        return self.ema.module if self.ema is not None else self.generator
+
+    # ----------------------------------------------------------------------------- the loop
+    def fit(self) -> TrainResult:
+        """Train to ``config.steps``, writing the run directory (rank 0 only)."""
+        cfg = self.config
+        if self.dist.is_main and self.step == 0 and not self.run.exists():
+            self.run.create(self.describe())
+        self.dist.barrier()
+        self._sums = torch.zeros(4, device=self.device)
+        self._count = 0
+        self._window_start = (time.perf_counter(), self.step)
+        last_metrics: dict[str, Any] = {}
+        pm = self.catalog.pm
+        pm.hook.ganforge_train_start(trainer=self)
+        # Only rank 0 shows a bar; TQDM_DISABLE=1 silences it there too.
+        quiet = {} if self.dist.is_main else {"disable": True}
+        bar = tqdm(total=cfg.steps, initial=self.step, unit="step", dynamic_ncols=True, mininterval=0.5,
+                   desc=self.spec.name, **quiet)
+        status = "completed"
+        try:
+            with self._sigint_saves(), trusted_labels():
+                while self.step < cfg.steps:
+                    self.train_step()
+                    bar.update(1)
+                    metrics = None
+                    at_end = self.step == cfg.steps
+                    if self.step % cfg.log_every == 0 or at_end or self._stop_requested:
+                        metrics = last_metrics = self._log()
+                        bar.set_postfix(d=f"{metrics['d_loss']:.3f}", g=f"{metrics['g_loss']:.3f}", refresh=False)
+                    if self.step % cfg.sample_every == 0 or at_end:
+                        self.save_samples()
+                    if self.step % cfg.checkpoint_every == 0:
+                        self.save_checkpoint(self.step)
+                    elif at_end or self._stop_requested:
+                        self.save_checkpoint()
+                    pm.hook.ganforge_step_end(trainer=self, step=self.step, metrics=metrics)
+                    if self._stop_requested:
+                        status = "interrupted"
+                        break
+        except TrainingDiverged:
+            status = "diverged"
+            raise
+        finally:
+            bar.close()
+            pm.hook.ganforge_train_end(trainer=self, status=status)
+        return TrainResult(self.run.path, self.step, status, last_metrics)
+
+    def _log(self) -> dict[str, Any]:
+        sums = self.dist.all_reduce_mean(self._sums / max(self._count, 1)).tolist()
+        now = time.perf_counter()
+        started, first_step = self._window_start
+        steps = self.step - first_step
+        record = {
+            "step": self.step,
+            "d_loss": sums[0],
+            "g_loss": sums[1],
+            "d_real": sums[2],
+            "d_fake": sums[3],
+            "images_per_s": steps * self.config.batch_size * self.config.n_critic * self.dist.world_size / max(now - started, 1e-9),
+        }
+        self._sums.zero_()
+        self._count = 0
+        self._window_start = (now, self.step)
+        if not all(math.isfinite(v) for v in sums):
+            raise TrainingDiverged(
+                f"losses became NaN/Inf between steps {first_step} and {self.step} "
+                f"(d_loss={sums[0]}, g_loss={sums[1]}); the last good checkpoint is "
+                f"{self.run.checkpoint_path('last')}; lower the learning rates (--set lr_d=1e-4) or try another --loss"
+            )
+        if self.dist.is_main:
+            self.run.append_metrics(record)
+        return record
+
+    def save_checkpoint(self, step: int | None = None) -> None:
+        """Write last.pt (and step_N.pt when ``step`` is given) on rank 0, after checking the losses."""
+        if self._count:
+            self._log()
+        if self.dist.is_main:
+            names: list[str | int] = ["last"] if step is None else [step, "last"]
+            self.run.save_checkpoint(self.state_dict(), *names)
+        self.dist.barrier()
+
+    @torch.no_grad()
+    def save_samples(self) -> None:
+        """A grid from the fixed noise, under samples/step_NNNNNNN.png."""
+        if not self.dist.is_main:
+            return
+        g = self.sampling_generator()
+        was_training = g.training
+        g.eval()
+        images = g(self.fixed_z, self.fixed_labels)
+        g.train(was_training)
+        self.run.save_grid(images, f"step_{self.step:07d}.png", nrow=self.grid_rows)
+
+    @contextlib.contextmanager
+    def _sigint_saves(self) -> Iterator[None]:
+        """First Ctrl-C: finish the step, checkpoint, stop. A second one stops at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def train(config: TrainConfig, catalog: Catalog | None = None) -> TrainResult:
+    """Train a new run described by ``config``; the run directory must not hold a run already."""
+    trainer = Trainer(config, catalog)
+    if trainer.dist.is_main and trainer.run.exists():
+        raise GanforgeError(
+            f"{trainer.run.path} already holds a run; continue it with `ganforge train --resume {trainer.run.path}` or pass another --out"
+        )
+    return trainer.fit()
+
+
+def resume(run_dir: Path | str, *, steps: int | None = None, device: str | None = None,
+           catalog: Catalog | None = None) -> TrainResult:
+    """Continue the run in ``run_dir`` from its last checkpoint, to ``steps`` in total if given."""
+    run = RunDir(run_dir)
+    saved = run.read_config()
+    update: dict[str, Any] = {"out": str(run.path)}
+    if steps is not None:
+        update["steps"] = steps
+    if device is not None:
+        update["device"] = device
+    config = TrainConfig.model_validate({**saved["train"], **update})
+    trainer = Trainer(config, catalog, run_dir=run.path)
+    trainer.load_state_dict(run.load_checkpoint("last", map_location=trainer.device))
+    if trainer.step >= config.steps:
+        raise GanforgeError(f"{run.path} already reached step {trainer.step}; pass --steps N with N > {trainer.step} to train further")
+    if trainer.dist.is_main:
+        run.write_config({**saved, "train": trainer.config.model_dump(mode="json")})
+    return trainer.fit()

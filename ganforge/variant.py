@@ -1,0 +1,62 @@
+"""What a plugin registers to add a GAN variant: builders, a config model and training defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel, ConfigDict
+
+from .nn import Discriminator, Generator
+
+
+class VariantConfig(BaseModel):
+    """Base for a variant's architecture config: every knob has a default, unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataShape(NamedTuple):
+    """The shape of the training images, and the number of classes for conditional variants."""
+
+    channels: int
+    height: int
+    width: int
+    num_classes: int | None = None
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.height, self.width)
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """Adam settings a variant trains with unless the user overrides them."""
+
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """A GAN variant as a plugin registers it.
+
+    ``build_generator`` and ``build_discriminator`` receive the validated ``config`` instance and the
+    :class:`DataShape` of the data set, so one variant can size itself to MNIST or CIFAR-10.
+    """
+
+    name: str
+    description: str
+    config: type[BaseModel]
+    build_generator: Callable[[Any, DataShape], Generator]
+    build_discriminator: Callable[[Any, DataShape], Discriminator]
+    default_loss: str = "nonsaturating"
+    optimizer: OptimizerSettings = OptimizerSettings()
+    conditional: bool = False
+    aliases: tuple[str, ...] = ()
+
+    def make_config(self, values: dict[str, Any] | None = None) -> BaseModel:
+        """Validate ``values`` against this variant's config model (pydantic raises on bad keys)."""
+        return self.config.model_validate(values or {})

@@ -1,0 +1,138 @@
+"""The `ganforge` command through real subprocesses: listings, training, sampling, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+SMALL = ["--set", "g_hidden=[32]", "--set", "d_hidden=[32]"]
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("ganforge: error: ")
+    return lines[0]
+
+
+def test_variants_lists_name_aliases_plugin_and_description(cli) -> None:
+    proc = cli("variants")
+    assert proc.returncode == 0
+    header, *rows = proc.stdout.splitlines()
+    assert header.split() == ["NAME", "ALIASES", "PLUGIN", "DESCRIPTION"]
+    mlp = next(r for r in rows if r.startswith("mlp "))
+    assert "gan,vanilla" in mlp and "ganforge.builtin.mlp" in mlp
+    listed = json.loads(cli("variants", "--json").stdout)
+    assert {"name": "mlp", "aliases": ["gan", "vanilla"], "plugin": "ganforge.builtin.mlp"}.items() <= next(
+        v for v in listed if v["name"] == "mlp").items()
+    schema = json.loads(cli("variants", "--options", "gan").stdout)
+    assert schema["properties"]["latent_dim"]["default"] == 100 and schema["additionalProperties"] is False
+
+
+def test_plugins_lists_versions_and_hooks(cli) -> None:
+    proc = cli("plugins", "--json")
+    plugins = {p["name"]: p for p in json.loads(proc.stdout)}
+    assert plugins["ganforge.builtin.mlp"]["hooks"] == ["ganforge_register_variants"]
+    assert plugins["ganforge.losses"]["distribution"] == "ganforge"
+
+
+def test_train_then_sample(cli, tmp_path: Path) -> None:
+    proc = cli("train", "vanilla", "--steps", "12", "--batch-size", "32", "--out", "run", "--seed", "3", *SMALL,
+               "--set", "log_every=4", "--loss", "hinge", "--set", "data.image_size=20")
+    assert proc.returncode == 0, proc.stderr
+    assert "trained to step 12" in proc.stdout
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["train"]["seed"] == 3 and saved["train"]["loss"] == "hinge" and saved["model"]["g_hidden"] == [32]
+    assert saved["train"]["data"]["image_size"] == 20 and saved["resolved"]["data_shape"] == [1, 20, 20, None]
+    proc = cli("sample", "run", "--n", "9", "--out", "grid.png")
+    assert proc.returncode == 0, proc.stderr
+    with Image.open(tmp_path / "grid.png") as grid:
+        assert grid.size == (3 * 22 + 2, 3 * 22 + 2)
+    proc = cli("train", "--resume", "run", "--steps", "16")
+    assert proc.returncode == 0 and "trained to step 16" in proc.stdout
+
+
+def test_train_reads_a_toml_config_and_flags_override_it(cli, tmp_path: Path) -> None:
+    (tmp_path / "run.toml").write_text(
+        'variant = "mlp"\nsteps = 4\nbatch_size = 16\nseed = 5\n[model]\ng_hidden = [16]\nd_hidden = [16]\n[data]\nname = "mnist5k"\n')
+    proc = cli("train", "--config", "run.toml", "--out", "r", "--seed", "6")
+    assert proc.returncode == 0, proc.stderr
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert saved["train"]["seed"] == 6 and saved["train"]["steps"] == 4 and saved["model"]["g_hidden"] == [16]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["train", "dcgn"], "unknown variant 'dcgn'"),
+        (["train", "mlpp"], "did you mean 'mlp'"),
+        (["train", "mlp", "--steps", "0"], "steps: Input should be greater than or equal to 1"),
+        (["train", "mlp", "--steps", "ten"], "argument --steps: invalid int value: 'ten'"),
+        (["train", "mlp", "--set", "latent_dim=-3"], "model.latent_dim: Input should be greater than or equal to 1"),
+        (["train", "mlp", "--set", "colour=blue"], "--set colour: unknown key"),
+        (["train", "mlp", "--set", "noequals"], "expected KEY=VALUE"),
+        (["train", "mlp", "--loss", "hing"], "unknown loss 'hing'; did you mean 'hinge'"),
+        (["train", "mlp", "--data", "mnist", "--data-dir", "missing", "--set", "data.download=false"], "MNIST not found under missing"),
+        (["train", "mlp", "--data", "image-folder"], "needs --data-dir"),
+        (["train", "mlp", "--device", "cuda"], "CUDA is not available"),
+        (["train", "mlp", "--batch-size", "6000"], "larger than the 5000 images"),
+        (["train", "mlp", "--config", "nope.toml"], "nope.toml: no such file"),
+        (["train"], "name a variant"),
+        (["sample", "nowhere"], "nowhere: not a ganforge run directory"),
+        (["variants", "--options", "nope"], "unknown variant 'nope'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(cli, args: list[str], expected: str) -> None:
+    assert expected in one_line_error(cli(*args))
+
+
+def test_unknown_key_in_a_toml_file_is_refused(cli, tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text('variant = "mlp"\nstepz = 3\n')
+    assert "stepz: Extra inputs are not permitted" in one_line_error(cli("train", "--config", "bad.toml"))
+    (tmp_path / "bad2.toml").write_text('variant = "mlp"\n[model]\nwidth = 3\n')
+    assert "model.width: Extra inputs are not permitted" in one_line_error(cli("train", "--config", "bad2.toml"))
+
+
+def test_sample_refuses_bad_checkpoints_in_one_line(cli, tmp_path: Path) -> None:
+    assert cli("train", "mlp", "--steps", "2", "--out", "run", *SMALL).returncode == 0
+    assert "step_0000099.pt: no such checkpoint" in one_line_error(cli("sample", "run", "--checkpoint", "99"))
+    assert "unconditional; it takes no --class" in one_line_error(cli("sample", "run", "--class", "3"))
+    assert "--n 0: must be at least 1" in one_line_error(cli("sample", "run", "--n", "0"))
+    (tmp_path / "run" / "checkpoints" / "last.pt").write_text("garbage")
+    assert "not a readable ganforge checkpoint" in one_line_error(cli("sample", "run"))
+
+
+def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path) -> None:
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "ganforge", "train", "mlp", "--steps", "1000000", "--out", "run",
+                             *SMALL, "--set", "log_every=20"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "checkpoint saved" in err and "--resume run" in err and "Traceback" not in err
+    import torch
+
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["step"] >= 40
+    last_logged = json.loads(metrics.read_text().splitlines()[-1])["step"]
+    assert last_logged == state["step"]
+    resumed = subprocess.run([sys.executable, "-m", "ganforge", "train", "--resume", "run", "--steps", str(state["step"] + 5)],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0 and f"trained to step {state['step'] + 5}" in resumed.stdout

@@ -1,0 +1,184 @@
+"""The shared loop: the run directory it writes, exact resume, divergence, hooks, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from ganforge import GanforgeError, TrainConfig, hookimpl, load_catalog, load_run, resume, train
+from ganforge.losses import AdversarialLoss, bce_d_loss, nonsaturating_g_loss
+from ganforge.plugins import make_plugin_manager
+from ganforge.runs import CheckpointError, RunDir
+from ganforge.trainer import TrainingDiverged
+
+SMALL = {"g_hidden": [32, 64], "d_hidden": [32]}
+
+
+def config(tmp_path: Path, **overrides) -> TrainConfig:
+    settings = {"variant": "mlp", "model": SMALL, "steps": 20, "batch_size": 16, "device": "cpu",
+                "log_every": 5, "checkpoint_every": 10, "sample_every": 10, "num_samples": 16, "out": tmp_path / "run"}
+    return TrainConfig.model_validate({**settings, **overrides})
+
+
+def test_a_short_run_writes_the_run_directory(tmp_path: Path) -> None:
+    result = train(config(tmp_path, ema=0.9))
+    run = RunDir(result.run_dir)
+    assert result.status == "completed" and result.step == 20
+    saved = json.loads(run.config_path.read_text())
+    assert saved["variant"] == "mlp" and saved["plugin"] == "ganforge.builtin.mlp"
+    assert saved["model"]["g_hidden"] == [32, 64] and saved["model"]["latent_dim"] == 100
+    assert saved["train"]["steps"] == 20 and saved["resolved"]["loss"] == "nonsaturating"
+    assert saved["resolved"]["data_shape"] == [1, 28, 28, None] and saved["versions"]["torch"] == torch.__version__
+    records = run.read_metrics()
+    assert [r["step"] for r in records] == [5, 10, 15, 20]
+    assert all(r["d_loss"] > 0 and r["images_per_s"] > 0 for r in records)
+    assert sorted(p.name for p in run.checkpoints.iterdir()) == ["last.pt", "step_0000010.pt", "step_0000020.pt"]
+    assert not list(run.path.rglob("*.tmp"))
+    for name in ("step_0000010.png", "step_0000020.png"):
+        with Image.open(run.samples / name) as grid:
+            assert grid.size == (4 * 30 + 2, 4 * 30 + 2)
+    state = run.load_checkpoint("last")
+    assert state["step"] == 20 and "ema" in state
+
+
+def test_default_length_is_twenty_epochs(tmp_path: Path) -> None:
+    from ganforge.trainer import Trainer
+
+    trainer = Trainer(config(tmp_path, steps=None, batch_size=500))
+    assert trainer.config.steps == 20 * 10
+    assert Trainer(config(tmp_path, steps=None, epochs=2, batch_size=500, n_critic=2)).config.steps == 10
+
+
+@pytest.mark.parametrize("extra", [{}, {"ema": 0.95, "n_critic": 2, "loss": "wasserstein", "gradient_penalty": 10.0}])
+def test_resuming_continues_exactly(tmp_path: Path, extra: dict) -> None:
+    # 2N steps straight through, against N steps and a resume to 2N: the same weights and optimiser
+    # states, bit for bit, because the data order, the noise and every RNG state are restored.
+    n = 15
+    straight = train(config(tmp_path / "a", steps=2 * n, **extra))
+    half = train(config(tmp_path / "b", steps=n, **extra))
+    assert half.step == n
+    resumed = resume(half.run_dir, steps=2 * n)
+    assert resumed.step == 2 * n
+    a = RunDir(straight.run_dir).load_checkpoint("last")
+    b = RunDir(resumed.run_dir).load_checkpoint("last")
+    for key in ("generator", "discriminator", "opt_g", "opt_d") + (("ema",) if "ema" in extra else ()):
+        flat_a, flat_b = _flatten(a[key]), _flatten(b[key])
+        assert flat_a.keys() == flat_b.keys()
+        for name in flat_a:
+            x, y = flat_a[name], flat_b[name]
+            same = torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y
+            assert same, f"{key}.{name} differs"
+    assert [r["step"] for r in RunDir(resumed.run_dir).read_metrics()][-1] == 2 * n
+    with pytest.raises(GanforgeError, match="already reached step 30"):
+        resume(resumed.run_dir)
+
+
+def _flatten(tree, prefix: str = "") -> dict:
+    if isinstance(tree, dict):
+        out = {}
+        for k, v in tree.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    if isinstance(tree, (list, tuple)) and not all(isinstance(x, (int, float)) for x in tree):
+        out = {}
+        for i, v in enumerate(tree):
+            out.update(_flatten(v, f"{prefix}{i}."))
+        return out
+    return {prefix: tree}
+
+
+def test_an_existing_run_is_never_overwritten(tmp_path: Path) -> None:
+    train(config(tmp_path, steps=5))
+    with pytest.raises(GanforgeError, match="already holds a run.*--resume"):
+        train(config(tmp_path, steps=5))
+
+
+def exploding_plugin(after_calls: int) -> types.ModuleType:
+    calls = {"n": 0}
+
+    def d_loss(real, fake):
+        calls["n"] += 1
+        loss = bce_d_loss(real, fake)
+        return loss * float("nan") if calls["n"] > after_calls else loss
+
+    module = types.ModuleType("exploding")
+
+    @hookimpl
+    def ganforge_register_losses(register):
+        register(AdversarialLoss("exploding", "turns NaN after a while", d_loss, nonsaturating_g_loss))
+
+    module.ganforge_register_losses = ganforge_register_losses
+    return module
+
+
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+    pm = make_plugin_manager()
+    pm.register(exploding_plugin(after_calls=12), name="exploding")
+    with pytest.raises(TrainingDiverged, match=r"NaN/Inf between steps 10 and 15.*last good checkpoint"):
+        train(config(tmp_path, loss="exploding", checkpoint_every=5), load_catalog(pm))
+    run = RunDir(tmp_path / "run")
+    assert run.load_checkpoint("last")["step"] == 10
+    assert [r["step"] for r in run.read_metrics()] == [5, 10]
+
+
+class Recorder:
+    """A logger plugin: it implements the training-time hooks and keeps what it saw."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    @hookimpl
+    def ganforge_train_start(self, trainer) -> None:
+        self.events.append(("start", trainer.step))
+
+    @hookimpl
+    def ganforge_step_end(self, trainer, step, metrics) -> None:
+        self.events.append(("step", step, None if metrics is None else round(metrics["d_loss"], 6)))
+
+    @hookimpl
+    def ganforge_train_end(self, trainer, status) -> None:
+        self.events.append(("end", status))
+
+
+def test_training_hooks_see_every_step_and_the_logged_figures(tmp_path: Path) -> None:
+    pm = make_plugin_manager()
+    recorder = Recorder()
+    pm.register(recorder, name="recorder")
+    train(config(tmp_path, steps=10), load_catalog(pm))
+    steps = [e for e in recorder.events if e[0] == "step"]
+    assert recorder.events[0] == ("start", 0) and recorder.events[-1] == ("end", "completed")
+    assert [e[1] for e in steps] == list(range(1, 11))
+    logged = [e for e in steps if e[2] is not None]
+    records = RunDir(tmp_path / "run").read_metrics()
+    assert [(e[1], e[2]) for e in logged] == [(r["step"], round(r["d_loss"], 6)) for r in records]
+
+
+def test_checkpoints_that_are_corrupt_or_foreign_get_a_clear_error(tmp_path: Path) -> None:
+    result = train(config(tmp_path, steps=5))
+    last = RunDir(result.run_dir).checkpoint_path("last")
+    torch.save({"state": torch.zeros(2)}, last)
+    with pytest.raises(CheckpointError, match="not a ganforge checkpoint"):
+        load_run(result.run_dir)
+    last.write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointError, match=f"{last}: not a readable ganforge checkpoint"):
+        load_run(result.run_dir)
+    torch.save({"format": "ganforge-checkpoint/1", "evil": types.SimpleNamespace(x=1)}, last)
+    with pytest.raises(CheckpointError, match="not a readable ganforge checkpoint"):
+        load_run(result.run_dir)
+
+
+def test_load_run_samples_from_the_trained_generator(tmp_path: Path) -> None:
+    result = train(config(tmp_path, steps=10, ema=0.9))
+    loaded = load_run(result.run_dir, device="cpu")
+    images, labels = loaded.sample(7, seed=3)
+    assert images.shape == (7, 1, 28, 28) and labels is None and loaded.step == 10
+    again, _ = loaded.sample(7, seed=3)
+    assert torch.equal(images, again)
+    state = RunDir(result.run_dir).load_checkpoint("last")
+    ema_weight = state["ema"]["module.net.0.weight"]
+    assert torch.equal(loaded.generator.net[0].weight, ema_weight)
