@@ -44,7 +44,8 @@ def _validation_message(exc: ValidationError, prefix: str = "") -> str:
 def cmd_variants(args: argparse.Namespace) -> int:
     from .catalog import load_catalog
 
-    variants = load_catalog().variants
+    catalog = load_catalog()
+    variants = catalog.variants
     if args.options:
         spec = variants.get(args.options)
         print(json.dumps(spec.config.model_json_schema(), indent=2))
@@ -52,13 +53,17 @@ def cmd_variants(args: argparse.Namespace) -> int:
     entries = list(variants)
     if args.json:
         print(json.dumps([
-            {"name": e.name, "aliases": list(e.aliases), "plugin": e.plugin, "description": e.value.description,
+            {"name": e.name, "aliases": list(e.aliases), "plugin": e.plugin,
+             "distribution": getattr(catalog.pm.ganforge_info.get(e.plugin), "distribution", None),
+             "description": e.value.description,
              "conditional": e.value.conditional, "default_loss": e.value.default_loss}
             for e in entries
         ], indent=2))
         return 0
-    rows = [[e.name, ",".join(e.aliases) or "-", e.plugin, e.value.description] for e in entries]
-    print(_table(rows, ["NAME", "ALIASES", "PLUGIN", "DESCRIPTION"]))
+    infos = catalog.pm.ganforge_info  # type: ignore[attr-defined]
+    rows = [[e.name, ",".join(e.aliases) or "-", e.plugin, infos[e.plugin].distribution if e.plugin in infos else "-",
+             e.value.description] for e in entries]
+    print(_table(rows, ["NAME", "ALIASES", "PLUGIN", "DISTRIBUTION", "DESCRIPTION"]))
     return 0
 
 
@@ -197,31 +202,29 @@ def cmd_train(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- sample
 def cmd_sample(args: argparse.Namespace) -> int:
     import torch
+    from torchvision.utils import save_image
 
     from .sampling import load_run
 
     if args.n < 1:
         raise GanforgeError(f"--n {args.n}: must be at least 1")
+    if args.out.suffix.lower() != ".png":
+        raise GanforgeError(f"--out {args.out}: only .png grids are written")
     loaded = load_run(args.run_dir, args.checkpoint, device=args.device)
-    labels = None
-    if args.class_ is not None:
-        classes = loaded.generator.num_classes
-        if classes is None:
-            raise GanforgeError(f"variant {loaded.spec.name!r} is unconditional; it takes no --class")
-        if not 0 <= args.class_ < classes:
-            raise GanforgeError(f"--class {args.class_}: this run has classes 0 to {classes - 1}")
-        labels = torch.full((args.n,), args.class_, dtype=torch.long, device=loaded.device)
-    images, labels = loaded.sample(args.n, labels=labels, seed=args.seed)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() != ".png":
-        raise GanforgeError(f"--out {out}: only .png grids are written")
-    from torchvision.utils import save_image
-
     classes = loaded.generator.num_classes
-    per_row = -(-args.n // classes) if classes and args.class_ is None else max(1, int(args.n ** 0.5))
-    save_image(images.float(), out, nrow=per_row, normalize=True, value_range=(-1, 1))
-    print(f"wrote {args.n} samples from {args.run_dir} (step {loaded.step}) to {out}")
+    n, per_row, labels = args.n, max(1, round(args.n ** 0.5)), None
+    if args.class_ is not None:
+        if classes is not None and not 0 <= args.class_ < classes:
+            raise GanforgeError(f"--class {args.class_}: this run has classes 0 to {classes - 1}")
+        labels = torch.full((n,), args.class_, dtype=torch.long, device=loaded.device)
+    elif classes:
+        # One row per class: the count is rounded to a whole number of images per class.
+        per_row = max(1, round(args.n / classes))
+        n = per_row * classes
+    images, _ = loaded.sample(n, labels=labels, seed=args.seed)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_image(images.float(), args.out, nrow=per_row, normalize=True, value_range=(-1, 1))
+    print(f"wrote {n} samples from {args.run_dir} (step {loaded.step}) to {args.out}")
     return 0
 
 

@@ -35,6 +35,8 @@ class TrainConfig(BaseModel):
     lr_g: float | None = Field(None, gt=0)
     lr_d: float | None = Field(None, gt=0)
     betas: tuple[float, float] | None = None
+    fake_labels: Literal["uniform", "data"] = Field(
+        "uniform", description="conditional variants: draw fake labels uniformly or at the data's class frequencies")
     n_critic: int = Field(1, ge=1, description="discriminator updates per generator update")
     gradient_penalty: float = Field(0.0, ge=0, description="weight of the WGAN-GP gradient penalty on D")
     ema: float | None = Field(None, gt=0, lt=1, description="decay of an exponential moving average of G")

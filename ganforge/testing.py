@@ -19,9 +19,6 @@ from .nn import Discriminator, Generator, InputError
 from .trainer import build_models
 from .variant import DataShape, VariantSpec
 
-DEFAULT_SHAPES: tuple[tuple[int, int, int], ...] = ((1, 28, 28), (3, 32, 32))
-
-
 class ContractViolation(AssertionError):
     """A variant broke ganforge's shape, range or gradient contract; the message says where."""
 
@@ -103,7 +100,7 @@ def check_pair(spec: VariantSpec, config: Any, shape: DataShape, batch: int,
 def check_variant(
     spec: VariantSpec,
     *,
-    image_shapes: Sequence[tuple[int, int, int]] = DEFAULT_SHAPES,
+    image_shapes: Sequence[tuple[int, int, int]] | None = None,
     num_classes: Sequence[int] = (10,),
     configs: st.SearchStrategy[Any] | None = None,
     batch_sizes: st.SearchStrategy[int] = st.integers(2, 12),
@@ -112,17 +109,18 @@ def check_variant(
 ) -> None:
     """Check ``spec`` against ganforge's contract over hypothesis-drawn inputs.
 
-    ``image_shapes`` are the (C, H, W) the variant supports; ``configs`` draws config instances
+    ``image_shapes`` are the (C, H, W) to try (default: ``spec.example_shapes``); ``configs`` draws config instances
     (default: the config's defaults); every registered loss is tried unless ``losses`` is given.
     Raises :class:`ContractViolation` (an AssertionError) naming what broke.
     """
     loss_values = list(losses) if losses is not None else [entry.value for entry in load_catalog().losses]
+    shapes = list(image_shapes or spec.example_shapes)
     config_strategy = configs if configs is not None else st.just(spec.make_config())
     class_strategy = st.sampled_from(list(num_classes)) if spec.conditional else st.none()
 
     @settings(max_examples=max_examples, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(config=config_strategy, image_shape=st.sampled_from(list(image_shapes)),
+    @given(config=config_strategy, image_shape=st.sampled_from(shapes),
            classes=class_strategy, batch=batch_sizes)
     def run(config: Any, image_shape: tuple[int, int, int], classes: int | None, batch: int) -> None:
         check_pair(spec, config, DataShape(*image_shape, classes), batch, loss_values)

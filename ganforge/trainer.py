@@ -129,6 +129,10 @@ class Trainer:
 
         self.images = data.images.to(self.device)
         self.labels = data.labels.to(self.device) if data.labels is not None else None
+        self._class_frequencies = (
+            torch.bincount(self.labels, minlength=self.shape.num_classes).float()
+            if self.shape.num_classes and config.fake_labels == "data" else None
+        )
         self.noise = torch.Generator(device=self.device).manual_seed(config.seed + 7919 * (self.dist.rank + 1))
         self.step = 0
         self._perm: torch.Tensor | None = None
@@ -188,10 +192,11 @@ class Trainer:
 
     def _draw_fake_inputs(self, batch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         z = self.generator.sample_latent(batch, device=self.device, generator=self.noise)
-        labels = None
+        if self._class_frequencies is not None:
+            return z, torch.multinomial(self._class_frequencies, batch, replacement=True, generator=self.noise)
         if self.shape.num_classes:
-            labels = torch.randint(0, self.shape.num_classes, (batch,), device=self.device, generator=self.noise)
-        return z, labels
+            return z, torch.randint(0, self.shape.num_classes, (batch,), device=self.device, generator=self.noise)
+        return z, None
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.config.precision == "bf16":

@@ -56,6 +56,8 @@ class VariantSpec:
     optimizer: OptimizerSettings = OptimizerSettings()
     conditional: bool = False
     aliases: tuple[str, ...] = ()
+    example_shapes: tuple[tuple[int, int, int], ...] = ((1, 28, 28), (3, 32, 32))
+    """(C, H, W) shapes the variant supports, which ``ganforge.testing.check_variant`` tries."""
 
     def make_config(self, values: dict[str, Any] | None = None) -> BaseModel:
         """Validate ``values`` against this variant's config model (pydantic raises on bad keys)."""

@@ -27,7 +27,8 @@ class MLPConfig(VariantConfig):
     negative_slope: float = Field(0.2, ge=0, lt=1, description="LeakyReLU slope")
 
 
-def _mlp(widths: list[int], slope: float) -> list[nn.Module]:
+def mlp_layers(widths: list[int], slope: float) -> list[nn.Module]:
+    """Linear layers through ``widths`` with LeakyReLU between them (none after the last)."""
     layers: list[nn.Module] = []
     for fan_in, fan_out in zip(widths[:-2], widths[1:-1]):
         layers += [nn.Linear(fan_in, fan_out), nn.LeakyReLU(slope, inplace=True)]
@@ -41,7 +42,7 @@ class MLPGenerator(Generator):
     def __init__(self, config: MLPConfig, shape: DataShape) -> None:
         super().__init__(config.latent_dim, shape.image_shape)
         pixels = math.prod(shape.image_shape)
-        self.net = nn.Sequential(*_mlp([config.latent_dim, *config.g_hidden, pixels], config.negative_slope), nn.Tanh())
+        self.net = nn.Sequential(*mlp_layers([config.latent_dim, *config.g_hidden, pixels], config.negative_slope), nn.Tanh())
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         return self.net(z).view(-1, *self.image_shape)
@@ -53,7 +54,7 @@ class MLPDiscriminator(Discriminator):
     def __init__(self, config: MLPConfig, shape: DataShape) -> None:
         super().__init__(shape.image_shape)
         pixels = math.prod(shape.image_shape)
-        self.net = nn.Sequential(*_mlp([pixels, *config.d_hidden, 1], config.negative_slope))
+        self.net = nn.Sequential(*mlp_layers([pixels, *config.d_hidden, 1], config.negative_slope))
 
     def score(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         return self.net(x.flatten(1))

@@ -1,0 +1,36 @@
+"""The entry point ``ganforge = cgan``: registers ``cgan`` and ``cdcgan``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ganforge import VariantSpec, hookimpl
+
+from .cdcgan import CDCGANConfig, CDCGANDiscriminator, CDCGANGenerator
+from .mlp import CGANConfig, CGANDiscriminator, CGANGenerator
+
+CGAN = VariantSpec(
+    name="cgan",
+    description="conditional MLP GAN (Mirza & Osindero 2014): label embedding joined to z and to the image",
+    config=CGANConfig,
+    build_generator=CGANGenerator,
+    build_discriminator=CGANDiscriminator,
+    conditional=True,
+)
+
+CDCGAN = VariantSpec(
+    name="cdcgan",
+    description="conditional DCGAN: conditional batch norm in G, projection D (Miyato & Koyama 2018)",
+    config=CDCGANConfig,
+    build_generator=CDCGANGenerator,
+    build_discriminator=CDCGANDiscriminator,
+    default_loss="hinge",
+    conditional=True,
+    example_shapes=((1, 28, 28), (3, 32, 32), (1, 16, 16)),
+)
+
+
+@hookimpl
+def ganforge_register_variants(register: Callable[..., None]) -> None:
+    register(CGAN)
+    register(CDCGAN)

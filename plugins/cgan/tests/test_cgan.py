@@ -1,0 +1,118 @@
+"""ganforge-cgan: the contract with labels, conditioning that matters, the shared loop's label handling."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import strategies as st
+from PIL import Image
+
+from ganforge import DataShape, TrainConfig
+from ganforge.testing import check_variant
+from ganforge.trainer import Trainer
+from ganforge_cgan import CDCGANConfig, CDCGANDiscriminator, CDCGANGenerator, CGANConfig
+from ganforge_cgan.plugin import CDCGAN, CGAN
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ganforge", *args], cwd=cwd, env={**os.environ, "TQDM_DISABLE": "1"},
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cgan_contract_over_configs_and_class_counts() -> None:
+    widths = st.lists(st.integers(1, 32), min_size=1, max_size=2).map(tuple)
+    configs = st.builds(CGANConfig, latent_dim=st.integers(1, 16), g_hidden=widths, d_hidden=widths,
+                        embed_dim=st.integers(1, 12))
+    check_variant(CGAN, image_shapes=[(1, 28, 28), (3, 8, 8), (2, 5, 9)], num_classes=[2, 3, 10, 17],
+                  configs=configs, max_examples=15)
+
+
+def test_cdcgan_contract_over_configs_and_class_counts() -> None:
+    configs = st.builds(CDCGANConfig, latent_dim=st.integers(1, 16), base_width=st.integers(1, 8),
+                        spectral_norm=st.booleans())
+    check_variant(CDCGAN, image_shapes=[(1, 28, 28), (3, 32, 32), (1, 16, 16)], num_classes=[2, 10],
+                  configs=configs, max_examples=12)
+
+
+def test_the_label_changes_what_g_draws() -> None:
+    g = CDCGANGenerator(CDCGANConfig(base_width=8), DataShape(1, 28, 28, 10)).eval()
+    torch.nn.init.normal_(g.layers[1].gain.weight, 1.0, 0.5)
+    z = torch.randn(1, 100).expand(10, 100)
+    images = g(z, torch.arange(10))
+    assert torch.equal(g(z[:2], torch.tensor([4, 4]))[0], g(z[:2], torch.tensor([4, 4]))[1])
+    spread = (images - images.mean(0)).abs().max()
+    assert spread > 0.05 * images.abs().max()
+
+
+def test_projection_discriminator_formula() -> None:
+    # D(x, y) - D(x, y') = <embed(y) - embed(y'), phi(x)>: the class enters only through the projection.
+    d = CDCGANDiscriminator(CDCGANConfig(base_width=4, spectral_norm=False), DataShape(1, 16, 16, 5)).eval()
+    x = torch.randn(1, 1, 16, 16)
+    phi = d.trunk(x).sum(dim=(2, 3))
+    diff = d(x, torch.tensor([3])) - d(x, torch.tensor([1]))
+    expected = ((d.embed.weight[3] - d.embed.weight[1]) * phi).sum()
+    assert torch.allclose(diff.squeeze(), expected, atol=1e-5)
+
+
+def test_found_through_installed_entry_point_metadata() -> None:
+    points = [ep for ep in importlib.metadata.entry_points(group="ganforge") if ep.name == "cgan"]
+    assert len(points) == 1 and points[0].dist.name == "ganforge-cgan"
+
+
+def test_train_and_sample_one_row_per_class(tmp_path: Path) -> None:
+    proc = run_cli("train", "cgan", "--steps", "6", "--batch-size", "16", "--out", "run", "--set", "g_hidden=[32]",
+                   "--set", "d_hidden=[32]", "--set", "log_every=3", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["resolved"]["data_shape"] == [1, 28, 28, 10]
+    with Image.open(tmp_path / "run" / "samples" / "step_0000006.png") as grid:
+        assert grid.size == (6 * 30 + 2, 10 * 30 + 2)  # 64 fixed samples -> 6 per class, one row per class
+    proc = run_cli("sample", "run", "--n", "30", "--out", "grid.png", cwd=tmp_path)
+    assert proc.returncode == 0 and "wrote 30 samples" in proc.stdout
+    with Image.open(tmp_path / "grid.png") as grid:
+        assert grid.size == (3 * 30 + 2, 10 * 30 + 2)
+    proc = run_cli("sample", "run", "--n", "4", "--class", "7", "--out", "seven.png", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("sample", "run", "--class", "10", cwd=tmp_path)
+    assert proc.returncode == 2 and "classes 0 to 9" in proc.stderr
+
+
+def test_cdcgan_trains_through_the_shared_loop(tmp_path: Path) -> None:
+    proc = run_cli("train", "cdcgan", "--steps", "4", "--batch-size", "16", "--out", "run", "--set", "base_width=4",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+
+
+def image_folder(root: Path, counts: dict[str, int]) -> Path:
+    for cls, count in counts.items():
+        (root / cls).mkdir(parents=True)
+        for i in range(count):
+            Image.new("L", (16, 16), 20 * i).save(root / cls / f"{i}.png")
+    return root
+
+
+def test_a_conditional_variant_refuses_unlabelled_data(tmp_path: Path) -> None:
+    (tmp_path / "flat").mkdir()
+    for i in range(4):
+        Image.new("L", (16, 16), 40 * i).save(tmp_path / "flat" / f"{i}.png")
+    proc = run_cli("train", "cgan", "--data", "image-folder", "--data-dir", "flat", "--batch-size", "2", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "'cgan' is conditional and needs class labels, but data set 'image-folder' has none" in proc.stderr
+
+
+@pytest.mark.parametrize(("mode", "expected_share"), [("uniform", 0.5), ("data", 0.75)])
+def test_fake_labels_uniform_or_at_the_data_frequencies(tmp_path: Path, mode: str, expected_share: float) -> None:
+    root = image_folder(tmp_path / "imgs", {"a": 2, "b": 6})
+    config = TrainConfig.model_validate({"variant": "cgan", "device": "cpu", "batch_size": 2, "fake_labels": mode,
+                                         "data": {"name": "image-folder", "data_dir": str(root), "image_size": 8},
+                                         "model": {"g_hidden": [8], "d_hidden": [8]}, "out": str(tmp_path / "run")})
+    trainer = Trainer(config)
+    _, labels = trainer._draw_fake_inputs(20000)
+    assert labels.float().mean().item() == pytest.approx(expected_share, abs=0.02)
