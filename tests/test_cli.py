@@ -29,9 +29,9 @@ def test_variants_lists_name_aliases_plugin_and_description(cli) -> None:
     proc = cli("variants")
     assert proc.returncode == 0
     header, *rows = proc.stdout.splitlines()
-    assert header.split() == ["NAME", "ALIASES", "PLUGIN", "DESCRIPTION"]
+    assert header.split() == ["NAME", "ALIASES", "PLUGIN", "DISTRIBUTION", "DESCRIPTION"]
     mlp = next(r for r in rows if r.startswith("mlp "))
-    assert "gan,vanilla" in mlp and "ganforge.builtin.mlp" in mlp
+    assert mlp.split()[:4] == ["mlp", "gan,vanilla", "ganforge.builtin.mlp", "ganforge"]
     listed = json.loads(cli("variants", "--json").stdout)
     assert {"name": "mlp", "aliases": ["gan", "vanilla"], "plugin": "ganforge.builtin.mlp"}.items() <= next(
         v for v in listed if v["name"] == "mlp").items()

@@ -182,3 +182,25 @@ def test_load_run_samples_from_the_trained_generator(tmp_path: Path) -> None:
     state = RunDir(result.run_dir).load_checkpoint("last")
     ema_weight = state["ema"]["module.net.0.weight"]
     assert torch.equal(loaded.generator.net[0].weight, ema_weight)
+
+
+def test_a_plugin_data_set_trains_by_name(tmp_path: Path) -> None:
+    from ganforge.data import DatasetSpec, ImageData
+
+    class Squares:
+        @hookimpl
+        def ganforge_register_datasets(self, register):
+            def load(data_config):
+                images = torch.zeros(40, 3, 8, 8, dtype=torch.uint8)
+                images[:, :, 2:6, 2:6] = 255
+                return ImageData(images, source="squares")
+
+            register(DatasetSpec("squares", "white squares on black", load))
+
+    pm = make_plugin_manager()
+    pm.register(Squares(), name="squares-plugin")
+    catalog = load_catalog(pm)
+    assert catalog.datasets.entry("squares").plugin == "squares-plugin"
+    result = train(config(tmp_path, steps=4, batch_size=8, data={"name": "squares"}), catalog)
+    saved = json.loads((result.run_dir / "config.json").read_text())
+    assert saved["resolved"]["data_shape"] == [3, 8, 8, None] and saved["resolved"]["data_size"] == 40

@@ -1,0 +1,27 @@
+# One virtual environment holds ganforge, both plugin distributions and the test tools.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.ganforge-installed
+
+.PHONY: install demo test bench clean
+
+$(STAMP): pyproject.toml plugins/dcgan/pyproject.toml plugins/cgan/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "torch>=2.4,<2.15" "torchvision>=0.19,<0.30"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]" -e plugins/dcgan -e plugins/cgan
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/ganforge train mlp --out runs/demo-$$(date +%Y%m%d-%H%M%S)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/throughput.py --variants mlp dcgan
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
