@@ -44,6 +44,8 @@ class TrainConfig(BaseModel):
     device: str = Field("auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
     precision: Literal["fp32", "bf16"] = "fp32"
     compile: bool = False
+    channels_last: bool | None = Field(
+        None, description="channels-last memory format; default: on for variants with convolutions")
     log_every: int = Field(100, ge=1)
     checkpoint_every: int = Field(1000, ge=1)
     sample_every: int = Field(1000, ge=1)

@@ -126,3 +126,19 @@ def check_variant(
         check_pair(spec, config, DataShape(*image_shape, classes), batch, loss_values)
 
     run()
+
+
+def assert_states_equal(a: Any, b: Any, where: str = "state") -> None:
+    """Assert two checkpoint trees (dicts, lists, tensors, numbers) are equal bit for bit."""
+    if isinstance(a, dict):
+        _expect(isinstance(b, dict) and a.keys() == b.keys(), f"{where}: keys differ")
+        for key in a:
+            assert_states_equal(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        _expect(isinstance(b, (list, tuple)) and len(a) == len(b), f"{where}: lengths differ")
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_states_equal(x, y, f"{where}.{i}")
+    elif isinstance(a, torch.Tensor):
+        _expect(isinstance(b, torch.Tensor) and torch.equal(a, b), f"{where}: tensors differ")
+    else:
+        _expect(a == b, f"{where}: {a!r} != {b!r}")

@@ -108,8 +108,14 @@ class Trainer:
 
         torch.manual_seed(config.seed)
         generator, discriminator = build_models(self.spec, self.model_config, self.shape)
-        self.generator = generator.to(self.device)
-        self.discriminator = discriminator.to(self.device)
+        convolutional = any(isinstance(m, nn.modules.conv._ConvNd) for m in (*generator.modules(), *discriminator.modules()))
+        self.memory_format = (
+            torch.channels_last if (convolutional if config.channels_last is None else config.channels_last)
+            else torch.contiguous_format
+        )
+        # oneDNN and cuDNN run convolutions fastest on channels-last tensors (NHWC in memory).
+        self.generator = generator.to(self.device, memory_format=self.memory_format)
+        self.discriminator = discriminator.to(self.device, memory_format=self.memory_format)
         # The fused kernels (CPU and CUDA) update every parameter in one pass instead of a dozen.
         fused = self.device.type in ("cpu", "cuda")
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.lr_g, betas=self.betas, fused=fused)
@@ -186,7 +192,7 @@ class Trainer:
         self._batch_cursor += 1
         b = self.config.batch_size
         idx = self._perm[index * b:(index + 1) * b]  # type: ignore[index]
-        real = self.images.index_select(0, idx).float().div_(127.5).sub_(1.0)
+        real = self.images.index_select(0, idx).to(memory_format=self.memory_format).float().div_(127.5).sub_(1.0)
         labels = self.labels.index_select(0, idx) if self.spec.conditional else None  # type: ignore[union-attr]
         return real, labels
 

@@ -14,8 +14,9 @@ import torch
 from hypothesis import strategies as st
 from torch import nn
 
-from ganforge import DataShape, GanforgeError, load_catalog
-from ganforge.testing import check_variant
+from ganforge import DataShape, GanforgeError, TrainConfig, load_catalog, resume, train
+from ganforge.runs import RunDir
+from ganforge.testing import assert_states_equal, check_variant
 from ganforge_dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
 from ganforge_dcgan.plugin import DCGAN
 
@@ -97,3 +98,17 @@ def test_trains_through_the_shared_loop_from_the_cli(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "ganforge", "sample", "run", "--n", "4", "--out", "s.png"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and (tmp_path / "s.png").stat().st_size > 0
+
+
+def test_resume_is_exact_with_batch_norm_and_channels_last(tmp_path: Path) -> None:
+    def settings(out: Path, steps: int) -> TrainConfig:
+        return TrainConfig(variant="dcgan", model={"base_width": 4}, steps=steps, batch_size=8, device="cpu",
+                           log_every=2, out=out, ema=0.9)
+
+    straight = train(settings(tmp_path / "a", 8))
+    resume(train(settings(tmp_path / "b", 4)).run_dir, steps=8)
+    a = RunDir(straight.run_dir).load_checkpoint()
+    b = RunDir(tmp_path / "b").load_checkpoint()
+    for key in ("generator", "discriminator", "opt_g", "opt_d", "ema"):
+        assert_states_equal(a[key], b[key], key)
+    assert "discriminator.net.3.running_mean" in {f"discriminator.{k}" for k in a["discriminator"]}
