@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml plugins/dcgan/pyproject.toml plugins/cgan/pyproject.tom
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/ganforge train mlp --out runs/demo-$$(date +%Y%m%d-%H%M%S)
+	$(BIN)/ganforge train mlp --epochs 100 --ema 0.999 --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
