@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -174,6 +175,7 @@ def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import TrainConfig
+    from .distributed import close_distributed
     from .trainer import TrainingDiverged, resume, train
 
     try:
@@ -191,11 +193,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     except TrainingDiverged as exc:
         print(f"ganforge: training diverged: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        close_distributed()
     if result.status == "interrupted":
-        print(f"interrupted at step {result.step}; checkpoint saved; continue with "
-              f"`ganforge train --resume {result.run_dir}`", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":
+            print(f"interrupted at step {result.step}; checkpoint saved; continue with "
+                  f"`ganforge train --resume {result.run_dir}`", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(f"trained to step {result.step}; run directory: {result.run_dir}")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"trained to step {result.step}; run directory: {result.run_dir}")
     return 0
 
 

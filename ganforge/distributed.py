@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -57,6 +58,43 @@ class DistContext:
         if self.enabled:
             dist.barrier()
 
+    def broadcast_object(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every rank (e.g. a path that rank 0 chose)."""
+        if not self.enabled:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather_objects(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj``, in rank order, on every rank."""
+        if not self.enabled:
+            return [obj]
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank if ``flag`` is true on any rank."""
+        if not self.enabled:
+            return flag
+        return any(self.gather_objects(flag))
+
+    def average_buffers(self, module: nn.Module) -> None:
+        """Average floating-point buffers (batch-norm running statistics) so every rank holds the same.
+
+        Under DDP each rank normalises with its own batch's statistics and updates its own running
+        estimates between the broadcasts of rank 0's buffers that DDP makes at each forward. ganforge
+        averages them before every checkpoint and at the end, so what is saved is every rank's state.
+        """
+        if not self.enabled:
+            return
+        for buffer in module.buffers():
+            if buffer.is_floating_point():
+                dist.all_reduce(buffer)
+                buffer /= self.world_size
+
+
 
 def init_distributed(device_name: str = "auto") -> DistContext:
     """Join the process group that torchrun describes (NCCL on CUDA, gloo on CPU), or stay single."""
@@ -74,3 +112,9 @@ def init_distributed(device_name: str = "auto") -> DistContext:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return DistContext(rank, world_size, local_rank, device)
+
+
+def close_distributed() -> None:
+    """Leave the process group, if this process joined one (torchrun expects it before exit)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -146,7 +146,9 @@ class Trainer:
         self._batch_cursor = 0
         self._stop_requested = False
 
-        self.run = RunDir(run_dir or config.out or Path("runs") / f"{self.spec.name}-{datetime.now():%Y%m%d-%H%M%S}")
+        # Rank 0 names the run, so a default name with a timestamp is the same on every rank.
+        path = run_dir or config.out or Path("runs") / f"{self.spec.name}-{datetime.now():%Y%m%d-%H%M%S}"
+        self.run = RunDir(self.dist.broadcast_object(str(path)))
         self.fixed_z, self.fixed_labels, self.grid_rows = self._fixed_noise()
 
     # ----------------------------------------------------------------------------- set-up helpers
@@ -262,10 +264,11 @@ class Trainer:
             "discriminator": self.discriminator.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
-            "rng": {"torch": torch.get_rng_state(), "noise": self.noise.get_state()},
         }
+        rng = {"torch": torch.get_rng_state(), "noise": self.noise.get_state()}
         if self.device.type == "cuda":
-            state["rng"]["cuda"] = torch.cuda.get_rng_state(self.device)
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        state["rng"] = self.dist.gather_objects(rng)  # one entry per rank: each draws its own noise
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
         return state
@@ -279,10 +282,16 @@ class Trainer:
         self.opt_d.load_state_dict(state["opt_d"])
         if self.ema is not None and "ema" in state:
             self.ema.load_state_dict(state["ema"])
-        torch.set_rng_state(state["rng"]["torch"].cpu())
-        self.noise.set_state(state["rng"]["noise"].cpu())
-        if "cuda" in state["rng"] and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
+        if len(state["rng"]) != self.dist.world_size:
+            raise GanforgeError(
+                f"the checkpoint was written by {len(state['rng'])} process(es), this run has {self.dist.world_size}; "
+                "resume with the same number of processes (torchrun --nproc-per-node)"
+            )
+        rng = state["rng"][self.dist.rank]
+        torch.set_rng_state(rng["torch"].cpu())
+        self.noise.set_state(rng["noise"].cpu())
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"].cpu(), self.device)
         self.step = int(state["step"])
         self._batch_cursor = int(state["batch_cursor"])
 
@@ -313,19 +322,20 @@ class Trainer:
                 while self.step < cfg.steps:
                     self.train_step()
                     bar.update(1)
-                    metrics = None
                     at_end = self.step == cfg.steps
-                    if self.step % cfg.log_every == 0 or at_end or self._stop_requested:
+                    stop = self._agreed_stop()
+                    metrics = None
+                    if self.step % cfg.log_every == 0 or at_end or stop:
                         metrics = last_metrics = self._log()
                         bar.set_postfix(d=f"{metrics['d_loss']:.3f}", g=f"{metrics['g_loss']:.3f}", refresh=False)
                     if self.step % cfg.sample_every == 0 or at_end:
                         self.save_samples()
                     if self.step % cfg.checkpoint_every == 0:
                         self.save_checkpoint(self.step)
-                    elif at_end or self._stop_requested:
+                    elif at_end or stop:
                         self.save_checkpoint()
                     pm.hook.ganforge_step_end(trainer=self, step=self.step, metrics=metrics)
-                    if self._stop_requested:
+                    if stop:
                         status = "interrupted"
                         break
         except TrainingDiverged:
@@ -335,6 +345,12 @@ class Trainer:
             bar.close()
             pm.hook.ganforge_train_end(trainer=self, status=status)
         return TrainResult(self.run.path, self.step, status, last_metrics)
+
+    def _agreed_stop(self) -> bool:
+        """Whether Ctrl-C asked to stop; under torchrun the ranks agree at log steps, with no per-step collective."""
+        if self.dist.enabled:
+            return self.step % self.config.log_every == 0 and self.dist.any(self._stop_requested)
+        return self._stop_requested
 
     def _log(self) -> dict[str, Any]:
         sums = self.dist.all_reduce_mean(self._sums / max(self._count, 1)).tolist()
@@ -366,9 +382,14 @@ class Trainer:
         """Write last.pt (and step_N.pt when ``step`` is given) on rank 0, after checking the losses."""
         if self._count:
             self._log()
+        self.dist.average_buffers(self.generator)
+        self.dist.average_buffers(self.discriminator)
+        if self.ema is not None:
+            self.dist.average_buffers(self.ema)
+        state = self.state_dict()
         if self.dist.is_main:
             names: list[str | int] = ["last"] if step is None else [step, "last"]
-            self.run.save_checkpoint(self.state_dict(), *names)
+            self.run.save_checkpoint(state, *names)
         self.dist.barrier()
 
     @torch.no_grad()
@@ -405,7 +426,7 @@ class Trainer:
 def train(config: TrainConfig, catalog: Catalog | None = None) -> TrainResult:
     """Train a new run described by ``config``; the run directory must not hold a run already."""
     trainer = Trainer(config, catalog)
-    if trainer.dist.is_main and trainer.run.exists():
+    if trainer.dist.broadcast_object(trainer.run.exists()):
         raise GanforgeError(
             f"{trainer.run.path} already holds a run; continue it with `ganforge train --resume {trainer.run.path}` or pass another --out"
         )
