@@ -165,6 +165,8 @@ def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
             settings[key] = getattr(args, key)
     if args.compile:
         settings["compile"] = True
+    if args.loggers:
+        settings["loggers"] = args.loggers
     _apply_sets(settings, args.set, set(spec.config.model_fields))
     try:
         spec.make_config(settings.get("model"))
@@ -206,6 +208,22 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- sample
+def _write_raw(path: Path, images: Any, labels: Any) -> None:
+    """Images as uint8 (N, C, H, W) and labels, in .npz (numpy) or .pt (torch) for external evaluators."""
+    import torch
+
+    pixels = images.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu()
+    if path.suffix.lower() == ".npz":
+        import numpy as np
+
+        arrays = {"images": pixels.numpy()}
+        if labels is not None:
+            arrays["labels"] = labels.cpu().numpy()
+        np.savez_compressed(path, **arrays)
+    else:
+        torch.save({"images": pixels, "labels": None if labels is None else labels.cpu()}, path)
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     import torch
     from torchvision.utils import save_image
@@ -214,8 +232,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise GanforgeError(f"--n {args.n}: must be at least 1")
-    if args.out.suffix.lower() != ".png":
-        raise GanforgeError(f"--out {args.out}: only .png grids are written")
+    kind = args.out.suffix.lower()
+    if kind not in (".png", ".npz", ".pt"):
+        raise GanforgeError(f"--out {args.out}: write a .png grid, or raw samples as .npz or .pt")
     loaded = load_run(args.run_dir, args.checkpoint, device=args.device)
     classes = loaded.generator.num_classes
     n, per_row, labels = args.n, max(1, round(args.n ** 0.5)), None
@@ -223,14 +242,52 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if classes is not None and not 0 <= args.class_ < classes:
             raise GanforgeError(f"--class {args.class_}: this run has classes 0 to {classes - 1}")
         labels = torch.full((n,), args.class_, dtype=torch.long, device=loaded.device)
-    elif classes:
+    elif classes and kind == ".png":
         # One row per class: the count is rounded to a whole number of images per class.
         per_row = max(1, round(args.n / classes))
         n = per_row * classes
-    images, _ = loaded.sample(n, labels=labels, seed=args.seed)
+    images, labels = loaded.sample(n, labels=labels, seed=args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_image(images.float(), args.out, nrow=per_row, normalize=True, value_range=(-1, 1))
+    if kind == ".png":
+        save_image(images.float(), args.out, nrow=per_row, normalize=True, value_range=(-1, 1))
+    else:
+        _write_raw(args.out, images, labels)
     print(f"wrote {n} samples from {args.run_dir} (step {loaded.step}) to {args.out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    png, page = write_report(args.run_dir, args.out)
+    print(f"wrote {png} and {page}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .catalog import load_catalog
+    from .config import DataConfig
+    from .metrics.evaluate import generate, make_reference, score
+    from .metrics.evaluators import evaluator_for
+    from .sampling import load_run
+
+    if args.n < 100:
+        raise GanforgeError(f"--n {args.n}: use at least 100 samples (5000 or more for figures worth comparing)")
+    catalog = load_catalog()
+    loaded = load_run(args.run_dir, args.checkpoint, device=args.device, catalog=catalog)
+    data_config = DataConfig.model_validate(loaded.config["train"]["data"])
+    dataset = catalog.datasets.get(data_config.name)
+    if dataset.evaluator is None:
+        raise GanforgeError(f"data set {dataset.name!r} names no evaluator; ganforge cannot score it")
+    evaluator = evaluator_for(dataset.evaluator, loaded.device, args.inception_weights)
+    reference = make_reference(dataset.load(data_config), dataset.name, evaluator, args.n, seed=args.seed)
+    images, requested = generate(loaded.generator, args.n, seed=args.seed, device=loaded.device)
+    figures = {"checkpoint": str(args.checkpoint), "step": loaded.step,
+               **score(images, requested, reference, evaluator, seed=args.seed)}
+    (loaded.run.path / "eval.json").write_text(json.dumps(figures, indent=2) + "\n")
+    rows = [[k, f"{v:.4f}" if isinstance(v, float) else str(v)] for k, v in figures.items()]
+    print(_table(rows, ["METRIC", "VALUE"]))
+    print(f"wrote {loaded.run.path / 'eval.json'}")
     return 0
 
 
@@ -272,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--precision", choices=["fp32", "bf16"])
     p.add_argument("--compile", action="store_true", help="torch.compile G and D")
+    p.add_argument("--logger", action="append", dest="loggers", choices=["tensorboard"],
+                   help="also log to TensorBoard (RUN_DIR/tensorboard)")
     p.add_argument("--config", type=Path, metavar="FILE.toml", help="settings file; flags override it")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any config field: a variant field (latent_dim=64), a train field (lr_d=1e-4), data.FIELD")
@@ -280,12 +339,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="write a grid of samples from a trained run")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
-    p.add_argument("--out", type=Path, default=Path("samples.png"), help="PNG file (default samples.png)")
+    p.add_argument("--out", type=Path, default=Path("samples.png"),
+                   help="a .png grid (default samples.png), or raw uint8 images and labels as .npz or .pt")
     p.add_argument("--checkpoint", default="last", help="last, best or a step number")
     p.add_argument("--class", dest="class_", type=int, help="draw only this class (conditional variants)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("report", help="draw loss and metric curves and sample grids into report.png and report.html")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--out", type=Path, help="PNG path (default RUN_DIR/report.png); the HTML goes beside it")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("eval", help="score a trained run (FID, KID, precision/recall, modes) and write eval.json")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--n", type=int, default=5000, help="samples, and reference images (default 5000)")
+    p.add_argument("--checkpoint", default="last", help="last, best or a step number")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--inception-weights", type=Path, help="Inception-v3 weights for colour data sets")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

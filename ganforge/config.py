@@ -50,6 +50,9 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(1000, ge=1)
     sample_every: int = Field(1000, ge=1)
     num_samples: int = Field(64, ge=1, le=1024, description="images in each sample grid")
+    eval_every: int | None = Field(None, ge=1, description="score samples every this many steps; keeps best.pt by FID")
+    eval_samples: int = Field(2000, ge=100, description="samples (and reference images) per evaluation during training")
+    loggers: list[Literal["tensorboard"]] = Field(default_factory=list, description="extra loggers, e.g. tensorboard")
     out: Path | None = Field(None, description="run directory; default runs/VARIANT-TIMESTAMP")
 
     @model_validator(mode="after")

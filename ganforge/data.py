@@ -57,6 +57,8 @@ class DatasetSpec:
     description: str
     load: Callable[[DataConfig], ImageData]
     aliases: tuple[str, ...] = ()
+    evaluator: str | None = None
+    """Name of the evaluator that scores samples of this data (see ganforge.metrics.evaluators)."""
 
 
 def default_data_home() -> Path:
@@ -202,14 +204,15 @@ def load_image_folder(config: DataConfig) -> ImageData:
 
 
 BUILTIN_DATASETS = (
-    DatasetSpec("mnist5k", "5,000 real MNIST digits shipped with ganforge (the default)", load_mnist5k),
-    DatasetSpec("mnist", "MNIST, 60,000 digits (local IDX files or download)", load_mnist),
+    DatasetSpec("mnist5k", "5,000 real MNIST digits shipped with ganforge (the default)", load_mnist5k,
+                evaluator="mnist-cnn"),
+    DatasetSpec("mnist", "MNIST, 60,000 digits (local IDX files or download)", load_mnist, evaluator="mnist-cnn"),
     DatasetSpec("fashion-mnist", "Fashion-MNIST, 60,000 images (local IDX, Debian's package, or download)",
-                load_fashion_mnist, aliases=("fashion_mnist", "fmnist")),
+                load_fashion_mnist, aliases=("fashion_mnist", "fmnist"), evaluator="fashion-cnn"),
     DatasetSpec("cifar10", "CIFAR-10, 50,000 colour 32x32 images (local or download)", load_cifar10,
-                aliases=("cifar-10",)),
+                aliases=("cifar-10",), evaluator="inception-v3"),
     DatasetSpec("image-folder", "any folder of images, resized to --image-size (default 64)", load_image_folder,
-                aliases=("folder",)),
+                aliases=("folder",), evaluator="inception-v3"),
 )
 
 

@@ -13,6 +13,7 @@ import contextlib
 import math
 import platform
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from .devices import pick_device
 from .distributed import DistContext, init_distributed
 from .errors import GanforgeError
 from .losses import gradient_penalty
+from .metrics.evaluate import Evaluation
 from .nn import Discriminator, Generator, trusted_labels
 from .runs import RunDir
 from .variant import DataShape, VariantSpec
@@ -149,6 +151,12 @@ class Trainer:
         # Rank 0 names the run, so a default name with a timestamp is the same on every rank.
         path = run_dir or config.out or Path("runs") / f"{self.spec.name}-{datetime.now():%Y%m%d-%H%M%S}"
         self.run = RunDir(self.dist.broadcast_object(str(path)))
+        self.best_fid = math.inf
+        self.max_modes = 0
+        self._evaluation: Evaluation | None = None
+        if config.eval_every and self.dist.is_main:
+            self._evaluation = Evaluation(self.catalog.datasets.get(config.data.name), data, config.eval_samples,
+                                          config.seed, self.device)
         self.fixed_z, self.fixed_labels, self.grid_rows = self._fixed_noise()
 
     # ----------------------------------------------------------------------------- set-up helpers
@@ -259,6 +267,8 @@ class Trainer:
         state: dict[str, Any] = {
             "step": self.step,
             "batch_cursor": self._batch_cursor,
+            "best_fid": self.best_fid,
+            "max_modes": self.max_modes,
             "variant": self.spec.name,
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
@@ -293,6 +303,8 @@ class Trainer:
         if "cuda" in rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(rng["cuda"].cpu(), self.device)
         self.step = int(state["step"])
+        self.best_fid = float(state.get("best_fid", math.inf))
+        self.max_modes = int(state.get("max_modes", 0))
         self._batch_cursor = int(state["batch_cursor"])
 
     def sampling_generator(self) -> nn.Module:
@@ -330,10 +342,18 @@ class Trainer:
                         bar.set_postfix(d=f"{metrics['d_loss']:.3f}", g=f"{metrics['g_loss']:.3f}", refresh=False)
                     if self.step % cfg.sample_every == 0 or at_end:
                         self.save_samples()
+                    names: list[str | int] = []
                     if self.step % cfg.checkpoint_every == 0:
-                        self.save_checkpoint(self.step)
-                    elif at_end or stop:
-                        self.save_checkpoint()
+                        names.append(self.step)
+                    if names or at_end or stop:
+                        names.append("last")
+                    if cfg.eval_every and (self.step % cfg.eval_every == 0 or at_end):
+                        improved, figures = self._evaluate(bar)
+                        metrics = {**(metrics or {}), **figures}
+                        if improved:
+                            names.append("best")
+                    if names:
+                        self.save_checkpoint(*names)
                     pm.hook.ganforge_step_end(trainer=self, step=self.step, metrics=metrics)
                     if stop:
                         status = "interrupted"
@@ -378,8 +398,27 @@ class Trainer:
             self.run.append_metrics(record)
         return record
 
-    def save_checkpoint(self, step: int | None = None) -> None:
-        """Write last.pt (and step_N.pt when ``step`` is given) on rank 0, after checking the losses."""
+    def _evaluate(self, bar: Any) -> tuple[bool, dict[str, Any]]:
+        """Score the sampling generator (rank 0), log the figures, warn on lost modes; and whether FID improved."""
+        improved, figures = False, {}
+        if self._evaluation is not None:
+            figures = self._evaluation.run(self.sampling_generator())
+            record: dict[str, Any] = {"step": self.step, **figures}
+            modes = figures.get("modes")
+            if modes is not None:
+                if modes < self.max_modes:
+                    record["warning"] = (f"mode collapse? the evaluator finds {modes} of {self.shape.num_classes or self.data.num_classes} "
+                                         f"classes at step {self.step}, down from {self.max_modes}")
+                    bar.write(f"ganforge: warning: {record['warning']}", file=sys.stderr)
+                self.max_modes = max(self.max_modes, modes)
+            improved = figures["fid"] < self.best_fid
+            self.best_fid = min(self.best_fid, figures["fid"])
+            self.run.append_metrics(record)
+            bar.set_postfix(fid=f"{figures['fid']:.2f}", refresh=False)
+        return bool(self.dist.broadcast_object(improved)), figures
+
+    def save_checkpoint(self, *names: str | int) -> None:
+        """Write the named checkpoints (last, best, a step number) on rank 0, after checking the losses."""
         if self._count:
             self._log()
         self.dist.average_buffers(self.generator)
@@ -388,8 +427,7 @@ class Trainer:
             self.dist.average_buffers(self.ema)
         state = self.state_dict()
         if self.dist.is_main:
-            names: list[str | int] = ["last"] if step is None else [step, "last"]
-            self.run.save_checkpoint(state, *names)
+            self.run.save_checkpoint(state, *(names or ("last",)))
         self.dist.barrier()
 
     @torch.no_grad()

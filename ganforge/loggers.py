@@ -1,0 +1,54 @@
+"""Loggers as plugins on the training-time hooks. ``tensorboard`` (``--logger tensorboard``) writes
+the logged scalars, evaluation figures and sample grids to RUN_DIR/tensorboard."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .errors import GanforgeError
+from .hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
+
+_writers: dict[int, Any] = {}
+
+
+def _wanted(trainer: Trainer) -> bool:
+    return "tensorboard" in trainer.config.loggers and trainer.dist.is_main
+
+
+@hookimpl
+def ganforge_train_start(trainer: Trainer) -> None:
+    if not _wanted(trainer):
+        return
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise GanforgeError("--logger tensorboard needs the tensorboard package: pip install 'ganforge[tensorboard]'") from None
+    _writers[id(trainer)] = SummaryWriter(log_dir=str(trainer.run.path / "tensorboard"))
+
+
+@hookimpl
+def ganforge_step_end(trainer: Trainer, step: int, metrics: Mapping[str, Any] | None) -> None:
+    writer = _writers.get(id(trainer))
+    if writer is None:
+        return
+    for key, value in (metrics or {}).items():
+        if isinstance(value, (int, float)) and key != "step":
+            writer.add_scalar(key, value, step)
+    grid = trainer.run.samples / f"step_{step:07d}.png"
+    if grid.is_file():
+        from PIL import Image
+        from torchvision.transforms.v2.functional import pil_to_tensor
+
+        with Image.open(grid) as image:
+            writer.add_image("samples", pil_to_tensor(image.convert("RGB")), step)
+
+
+@hookimpl
+def ganforge_train_end(trainer: Trainer, status: str) -> None:
+    writer = _writers.pop(id(trainer), None)
+    if writer is not None:
+        writer.close()

@@ -1,0 +1,141 @@
+"""Evaluation through the real loop and the real CLI: eval_every and best.pt, `ganforge eval`,
+raw samples, `ganforge report`, the TensorBoard logger, and the mode-collapse warning."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganforge import DataShape, Generator, TrainConfig, VariantSpec, hookimpl, load_catalog, train
+from ganforge.builtin.mlp import MLPConfig, MLPDiscriminator
+from ganforge.config import DataConfig
+from ganforge.data import load_mnist5k
+from ganforge.plugins import make_plugin_manager
+from ganforge.runs import RunDir
+
+SMALL = ["--set", "g_hidden=[32]", "--set", "d_hidden=[32]"]
+
+
+@pytest.fixture(scope="module")
+def evaluated_run(tmp_path_factory) -> Path:
+    """A short mlp run scored every 10 steps, with a TensorBoard log."""
+    root = tmp_path_factory.mktemp("evaluated")
+    config = TrainConfig(variant="mlp", model={"g_hidden": [64], "d_hidden": [64]}, steps=30, batch_size=32,
+                         device="cpu", log_every=10, sample_every=10, checkpoint_every=10, eval_every=10, eval_samples=300,
+                         loggers=["tensorboard"], out=root / "run")
+    train(config)
+    return root / "run"
+
+
+def test_eval_every_logs_figures_and_keeps_the_best_checkpoint(evaluated_run: Path) -> None:
+    run = RunDir(evaluated_run)
+    evals = [r for r in run.read_metrics() if "fid" in r]
+    assert [r["step"] for r in evals] == [10, 20, 30]
+    for record in evals:
+        assert record["n"] == 300 and record["evaluator"] == "mnist-cnn" and len(record["evaluator_sha256"]) == 64
+        assert record["reference"] == "mnist5k/train, 300 images, seed 0"
+        assert {"kid", "kid_std", "precision", "recall", "modes", "modes_kl"} <= record.keys()
+    best = min(evals, key=lambda r: r["fid"])
+    assert run.load_checkpoint("best")["step"] == best["step"]
+    assert run.load_checkpoint("best")["best_fid"] == pytest.approx(best["fid"])
+
+
+def test_eval_command_prints_a_table_and_writes_eval_json(cli, evaluated_run: Path) -> None:
+    proc = cli("eval", str(evaluated_run), "--n", "300", "--checkpoint", "best")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].split() == ["METRIC", "VALUE"]
+    figures = json.loads((evaluated_run / "eval.json").read_text())
+    assert figures["checkpoint"] == "best" and figures["n"] == 300 and figures["evaluator"] == "mnist-cnn"
+    assert "fid" in proc.stdout and figures["fid"] > 0
+    assert "--n 10" in cli("eval", str(evaluated_run), "--n", "10").stderr
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".pt"])
+def test_raw_samples_for_external_evaluators(cli, evaluated_run: Path, tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"samples{suffix}"
+    proc = cli("sample", str(evaluated_run), "--n", "12", "--out", str(out), "--checkpoint", "20")
+    assert proc.returncode == 0, proc.stderr
+    if suffix == ".npz":
+        arrays = np.load(out)
+        images, labels = arrays["images"], arrays.get("labels")
+    else:
+        saved = torch.load(out, weights_only=True)
+        images, labels = saved["images"].numpy(), saved["labels"]
+    assert images.shape == (12, 1, 28, 28) and images.dtype == np.uint8 and labels is None
+    assert images.min() >= 0 and images.max() <= 255 and images.std() > 0
+
+
+def test_report_draws_curves_and_samples(cli, evaluated_run: Path) -> None:
+    proc = cli("report", str(evaluated_run))
+    assert proc.returncode == 0, proc.stderr
+    with Image.open(evaluated_run / "report.png") as image:
+        assert image.size == (1200, 760)
+        assert len(image.convert("RGB").getcolors(1 << 20)) > 50  # curves and grids, not a blank page
+    page = (evaluated_run / "report.html").read_text()
+    encoded = page.split("data:image/png;base64,")[1].split("'")[0]
+    assert base64.b64decode(encoded) == (evaluated_run / "report.png").read_bytes()
+    assert "evaluator_sha256" in page
+
+
+def test_tensorboard_logger_writes_scalars_and_grids(evaluated_run: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(evaluated_run / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"d_loss", "g_loss", "fid", "precision"} <= set(tags["scalars"])
+    assert [e.step for e in events.Scalars("d_loss")] == [10, 20, 30]
+    logged = {r["step"]: r["d_loss"] for r in RunDir(evaluated_run).read_metrics() if "d_loss" in r}
+    assert all(e.value == pytest.approx(logged[e.step], rel=1e-6) for e in events.Scalars("d_loss"))
+    assert [e.step for e in events.Images("samples")] == [10, 20, 30]
+
+
+class ReplayGenerator(Generator):
+    """Replays real digits; ``allowed`` restricts it to some classes, to make a real collapse happen."""
+
+    allowed = list(range(10))
+
+    def __init__(self, config: MLPConfig, shape: DataShape) -> None:
+        super().__init__(config.latent_dim, shape.image_shape)
+        data = load_mnist5k(DataConfig())
+        self.register_buffer("bank", data.images.float().div(127.5).sub(1.0))
+        self.register_buffer("labels", data.labels)
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        pool = torch.nonzero(torch.isin(self.labels, torch.tensor(self.allowed))).flatten()
+        pick = pool[(z[:, 0].abs() * 1e4).long() % len(pool)]
+        return (self.bank[pick] * self.scale).clamp(-1, 1)
+
+
+class CollapseAt20:
+    @hookimpl
+    def ganforge_register_variants(self, register):
+        register(VariantSpec("replay", "replays real digits", MLPConfig, ReplayGenerator, MLPDiscriminator))
+
+    @hookimpl
+    def ganforge_step_end(self, trainer, step, metrics):
+        if step == 15:
+            ReplayGenerator.allowed = [1, 7]
+
+
+def test_a_drop_in_coverage_is_warned_about(tmp_path: Path, capsys) -> None:
+    pm = make_plugin_manager()
+    pm.register(CollapseAt20(), name="collapse")
+    config = TrainConfig(variant="replay", model={"d_hidden": [16]}, steps=30, batch_size=32, device="cpu",
+                         log_every=10, eval_every=10, eval_samples=500, out=tmp_path / "run")
+    try:
+        train(config, load_catalog(pm))
+    finally:
+        ReplayGenerator.allowed = list(range(10))
+    evals = [r for r in RunDir(tmp_path / "run").read_metrics() if "fid" in r]
+    assert [r["modes"] for r in evals] == [10, 2, 2]
+    assert "warning" not in evals[0]
+    assert evals[1]["warning"] == "mode collapse? the evaluator finds 2 of 10 classes at step 20, down from 10"
+    assert "ganforge: warning: mode collapse? the evaluator finds 2 of 10 classes at step 20" in capsys.readouterr().err

@@ -1,0 +1,115 @@
+"""Metric functions against cases with known answers, and the shipped evaluators' identity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import pytest
+import torch
+
+from ganforge.config import DataConfig
+from ganforge.data import load_mnist5k
+from ganforge.errors import GanforgeError
+from ganforge.metrics import conditional_accuracy, frechet_distance, kernel_inception_distance, mode_coverage, precision_recall
+from ganforge.metrics.evaluate import make_reference, score
+from ganforge.metrics.evaluators import _weights_dir, inception_evaluator, shipped_evaluator
+
+
+def gaussian(n: int, mean: torch.Tensor, std: torch.Tensor, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, len(mean), generator=g, dtype=torch.float64) * std + mean
+
+
+def test_identical_sets_give_fid_zero_and_kid_about_zero() -> None:
+    x = gaussian(2000, torch.zeros(8), torch.ones(8), 0)
+    assert frechet_distance(x, x) == pytest.approx(0.0, abs=1e-8)
+    kid, kid_std = kernel_inception_distance(x, x, subsets=20, subset_size=500)
+    assert abs(kid) < 5 * kid_std + 1e-3
+
+
+def test_fid_of_gaussians_matches_the_closed_form() -> None:
+    # For diagonal covariances: ||mu_a - mu_b||^2 + sum (sigma_a - sigma_b)^2.
+    mean_a, mean_b = torch.zeros(6, dtype=torch.float64), torch.tensor([1.0, -2, 0, 0.5, 0, 3], dtype=torch.float64)
+    std_a, std_b = torch.ones(6, dtype=torch.float64), torch.tensor([2.0, 1, 0.5, 1, 3, 1], dtype=torch.float64)
+    a, b = gaussian(200_000, mean_a, std_a, 1), gaussian(200_000, mean_b, std_b, 2)
+    expected = float((mean_a - mean_b).square().sum() + (std_a - std_b).square().sum())
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=0.01)
+
+
+def test_the_matrix_square_root_handles_correlated_covariances() -> None:
+    # Same covariance, shifted mean: the trace term cancels exactly, whatever the correlations.
+    g = torch.Generator().manual_seed(3)
+    mix = torch.randn(5, 5, generator=g, dtype=torch.float64)
+    a = gaussian(50_000, torch.zeros(5), torch.ones(5), 4) @ mix
+    shift = torch.tensor([0.5, 0.0, -1.0, 2.0, 0.0], dtype=torch.float64)
+    assert frechet_distance(a, a + shift) == pytest.approx(float(shift.square().sum()), rel=1e-6)
+
+
+def test_kid_grows_with_the_shift() -> None:
+    x = gaussian(1000, torch.zeros(4), torch.ones(4), 5)
+    near = kernel_inception_distance(x, x + 0.1, subsets=10, subset_size=500)[0]
+    far = kernel_inception_distance(x, x + 1.0, subsets=10, subset_size=500)[0]
+    assert 0 < near < far
+
+
+def test_precision_and_recall_separate_quality_from_coverage() -> None:
+    real = gaussian(2000, torch.zeros(2), torch.ones(2), 6)
+    assert precision_recall(real, gaussian(2000, torch.zeros(2), torch.ones(2), 7)) > (0.9, 0.9)
+    collapsed = gaussian(2000, torch.zeros(2), torch.full((2,), 0.05), 8)  # good samples, little variety
+    precision, recall = precision_recall(real, collapsed)
+    assert precision > 0.95 and recall < 0.2
+    far = gaussian(2000, torch.full((2,), 20.0), torch.ones(2), 9)
+    assert precision_recall(real, far) == (0.0, 0.0)
+
+
+def test_a_set_missing_three_classes_shows_seven_modes() -> None:
+    real = torch.arange(1000) % 10
+    fake = torch.arange(1000) % 7
+    modes, kl = mode_coverage(fake, real, 10)
+    assert modes == 7 and kl > 0.3
+    assert mode_coverage(real, real, 10) == (10, pytest.approx(0.0, abs=1e-12))
+    assert conditional_accuracy(torch.tensor([1, 2, 3, 3]), torch.tensor([1, 2, 3, 4])) == 0.75
+
+
+def test_shipped_evaluators_match_their_recorded_hash_and_accuracy() -> None:
+    index = json.loads((_weights_dir() / "evaluators.json").read_text())
+    assert "mnist-cnn" in index
+    for name, record in index.items():
+        blob = (_weights_dir() / f"{name}.pt").read_bytes()
+        assert hashlib.sha256(blob).hexdigest() == record["sha256"]
+        evaluator = shipped_evaluator(name)
+        assert evaluator.sha256 == record["sha256"] and record["heldout_accuracy"] > 0.88
+
+
+def test_real_digits_score_as_real_and_report_their_provenance() -> None:
+    evaluator = shipped_evaluator("mnist-cnn")
+    data = load_mnist5k(DataConfig())
+    reference = make_reference(data, "mnist5k", evaluator, 2000, seed=0)
+    others = data.images[torch.randperm(5000, generator=torch.Generator().manual_seed(1))[:2000]].float() / 127.5 - 1
+    figures = score(others, None, reference, evaluator)
+    assert figures["fid"] < 1.0 and figures["precision"] > 0.85 and figures["recall"] > 0.85 and figures["modes"] == 10
+    assert figures["n"] == 2000 and figures["reference"] == "mnist5k/train, 2000 images, seed 0"
+    assert figures["evaluator_sha256"] == evaluator.sha256
+    noise = torch.rand(2000, 1, 28, 28) * 2 - 1
+    assert score(noise, None, reference, evaluator)["fid"] > 50 * max(figures["fid"], 0.1)
+
+
+def test_inception_needs_weights_and_says_how_to_get_them(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.delenv("GANFORGE_INCEPTION_WEIGHTS", raising=False)
+    with pytest.raises(GanforgeError, match="Inception-v3 weights not found.*GANFORGE_INCEPTION_WEIGHTS"):
+        inception_evaluator()
+    # Weights in torchvision's format load and give 2048-d pool features (random here, not ImageNet's).
+    from torchvision.models import inception_v3
+
+    path = tmp_path / "inception.pth"
+    torch.save(inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(), path)
+    monkeypatch.setenv("GANFORGE_INCEPTION_WEIGHTS", str(path))
+    evaluator = inception_evaluator()
+    features, logits = evaluator.embed(torch.rand(2, 3, 32, 32) * 2 - 1)
+    assert features.shape == (2, 2048) and logits is None and math.isfinite(float(features.sum()))
+    path.write_bytes(b"junk")
+    with pytest.raises(GanforgeError, match="inception.pth"):
+        inception_evaluator()
