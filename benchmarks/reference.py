@@ -22,22 +22,26 @@ from torchvision.datasets import MNIST
 from torchvision.transforms import Compose, ToTensor
 
 from ganforge.config import DataConfig
-from ganforge.data import load_mnist5k
+from ganforge.data import ImageData, load_mnist5k
 
 
-def write_mnist5k_for_torchvision(root: Path) -> Path:
-    """The embedded digits as raw IDX files in torchvision's MNIST layout, so its reader loads them."""
-    raw = root / "MNIST" / "raw"
+def write_for_torchvision(data: ImageData, root: Path, folder: str = "MNIST") -> Path:
+    """Images and labels as raw IDX files in torchvision's layout (ROOT/FOLDER/raw), so its reader loads them."""
+    raw = root / folder / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    data = load_mnist5k(DataConfig())
-    n = len(data.images)
-    images = struct.pack(">BBBBIII", 0, 0, 8, 3, n, 28, 28) + data.images.numpy().tobytes()
+    n, _, h, w = data.images.shape
+    images = struct.pack(">BBBBIII", 0, 0, 8, 3, n, h, w) + data.images.numpy().tobytes()
     labels = struct.pack(">BBBBI", 0, 0, 8, 1, n) + data.labels.to(torch.uint8).numpy().tobytes()
-    # torchvision checks that the test split is there too; the same digits stand in for it.
+    # torchvision checks that the test split is there too; the same images stand in for it.
     for split in ("train", "t10k"):
         for stem, blob in ((f"{split}-images-idx3-ubyte", images), (f"{split}-labels-idx1-ubyte", labels)):
             (raw / stem).write_bytes(blob)
     return root
+
+
+def write_mnist5k_for_torchvision(root: Path) -> Path:
+    """The embedded digits in torchvision's MNIST layout."""
+    return write_for_torchvision(load_mnist5k(DataConfig()), root)
 
 
 class _WithSigmoid(nn.Module):
@@ -50,13 +54,14 @@ class _WithSigmoid(nn.Module):
 
 
 def seed_loop(generator: nn.Module, discriminator: nn.Module, latent_dim: int, root: Path, steps: int,
-              batch_size: int = 64, device: str = "cpu", log: Callable[[str], None] | None = None) -> float:
-    """Train like the seed for ``steps`` steps; returns images per second (real images seen per second)."""
+              batch_size: int = 64, device: str = "cpu", log: Callable[[str], None] | None = None,
+              dataset_class: type = MNIST) -> float:
+    """Train like the seed for ``steps`` steps, in place; returns images per second (real images seen per second)."""
     sink = open(os.devnull, "w")
     log = log or (lambda line: print(line, file=sink))
     discriminator = _WithSigmoid(discriminator)
     transform = Compose([ToTensor()])
-    dataset = MNIST(root=str(root), download=False, transform=transform)
+    dataset = dataset_class(root=str(root), download=False, transform=transform)
     dataloader = DataLoader(dataset, batch_size=batch_size, shuffle=True)
     adversarial_loss = nn.BCELoss()
     optimizer_G = torch.optim.Adam(generator.parameters(), lr=0.0002, betas=(0.5, 0.999))

@@ -30,22 +30,25 @@ from ganforge.trainer import Trainer, build_models  # noqa: E402
 from ganforge.variant import DataShape  # noqa: E402
 
 
-def ganforge_rate(variant: str, batch: int, steps: int, precision: str, workdir: Path, compile_: bool) -> float:
+def ganforge_rate(variant: str, batch: int, steps: int, precision: str, workdir: Path, compile_: bool,
+                  device: str = "cpu", **settings: object) -> float:
+    """Images per second of a whole ``fit()`` (its final checkpoint and sample grid included)."""
     config = TrainConfig(variant=variant, steps=steps, batch_size=batch, precision=precision, compile=compile_,
-                         device="cpu", log_every=100, checkpoint_every=10**9, sample_every=10**9,
-                         out=workdir / f"run-{time.monotonic_ns()}")
+                         device=device, log_every=100, checkpoint_every=10**9, sample_every=10**9,
+                         out=workdir / f"run-{time.monotonic_ns()}", **settings)
     trainer = Trainer(config)
     start = time.perf_counter()
     trainer.fit()
     return steps * batch / (time.perf_counter() - start)
 
 
-def reference_rate(variant: str, batch: int, steps: int, root: Path) -> float:
+def reference_rate(variant: str, batch: int, steps: int, root: Path, device: str = "cpu") -> float:
     spec = load_catalog().variants.get(variant)
     model_config = spec.make_config()
     torch.manual_seed(0)
     generator, discriminator = build_models(spec, model_config, DataShape(1, 28, 28))
-    return seed_loop(generator, discriminator, generator.latent_dim, root, steps, batch_size=batch)
+    return seed_loop(generator.to(device), discriminator.to(device), generator.latent_dim, root, steps,
+                     batch_size=batch, device=device)
 
 
 def main() -> None:

@@ -163,8 +163,8 @@ def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("steps", "epochs", "batch_size", "loss", "out", "device", "seed", "precision", "ema", "n_critic"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
-    if args.compile:
-        settings["compile"] = True
+    if args.compile is not None:
+        settings["compile"] = args.compile
     if args.loggers:
         settings["loggers"] = args.loggers
     _apply_sets(settings, args.set, set(spec.config.model_fields))
@@ -327,8 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="run directory (default runs/VARIANT-TIMESTAMP)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int)
-    p.add_argument("--precision", choices=["fp32", "bf16"])
-    p.add_argument("--compile", action="store_true", help="torch.compile G and D")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="auto (default): bf16 on CUDA GPUs that support it")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile G and D (default: on for CUDA, off elsewhere)")
     p.add_argument("--logger", action="append", dest="loggers", choices=["tensorboard"],
                    help="also log to TensorBoard (RUN_DIR/tensorboard)")
     p.add_argument("--config", type=Path, metavar="FILE.toml", help="settings file; flags override it")

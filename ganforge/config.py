@@ -42,8 +42,10 @@ class TrainConfig(BaseModel):
     ema: float | None = Field(None, gt=0, lt=1, description="decay of an exponential moving average of G")
     seed: int = 0
     device: str = Field("auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
-    precision: Literal["fp32", "bf16"] = "fp32"
-    compile: bool = False
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast on CUDA devices that support it, fp32 elsewhere")
+    compile: bool | None = Field(None, description="torch.compile G and D; default: on for CUDA, off elsewhere")
+    cuda_graphs: bool = Field(False, description="with compile on CUDA, capture CUDA graphs (mode reduce-overhead)")
     channels_last: bool | None = Field(
         None, description="channels-last memory format; default: on for variants with convolutions")
     log_every: int = Field(100, ge=1)

@@ -58,8 +58,7 @@ def load_run(run_dir: Path | str, checkpoint: str | int = "last", *, device: str
     target = pick_device(device)
     state = run.load_checkpoint(checkpoint, map_location=target)
     if "ema" in state:
-        # AveragedModel's state dict prefixes the module's keys with "module." and adds n_averaged.
-        weights = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
+        weights = {k.removeprefix("module."): v for k, v in state["ema"].items()}
     else:
         weights = state["generator"]
     generator.load_state_dict(weights)

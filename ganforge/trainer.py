@@ -24,7 +24,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from . import __version__
@@ -33,6 +32,7 @@ from .config import TrainConfig
 from .data import ImageData
 from .devices import pick_device
 from .distributed import DistContext, init_distributed
+from .ema import EMA
 from .errors import GanforgeError
 from .losses import gradient_penalty
 from .metrics.evaluate import Evaluation
@@ -82,6 +82,9 @@ class Trainer:
         self.catalog = catalog or load_catalog()
         self.dist: DistContext = init_distributed(config.device)
         self.spec = self.catalog.variants.get(config.variant)
+        recipe = {k: v for k, v in self.spec.recipe.items() if k not in config.model_fields_set}
+        if recipe:
+            config = TrainConfig.model_validate({**config.model_dump(exclude_unset=True), **recipe})
         self.model_config = self.spec.make_config(config.model)
         self.loss = self.catalog.losses.get(config.loss or self.spec.default_loss)
         self.device = self.dist.device or pick_device(config.device)
@@ -125,15 +128,18 @@ class Trainer:
         # Without batch statistics in D, one forward over real and fake together is the same function
         # as two forwards, and bigger matrix products run faster.
         self.joint_d_forward = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.discriminator.modules())
-        self.ema = (
-            AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
-            if config.ema else None
-        )
+        self.ema = EMA(self.generator, config.ema) if config.ema else None
+        cuda = self.device.type == "cuda"
+        self.precision = config.precision if config.precision != "auto" else (
+            "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32")
+        self.compiled = cuda if config.compile is None else config.compile
         self.g_run: nn.Module = self.dist.wrap(self.generator)
         self.d_run: nn.Module = self.dist.wrap(self.discriminator)
-        if config.compile:
-            self.g_run, self.d_run = torch.compile(self.g_run), torch.compile(self.d_run)
-        self.d_plain: nn.Module = torch.compile(self.discriminator) if config.compile else self.discriminator
+        self.d_plain: nn.Module = self.discriminator
+        if self.compiled:
+            mode = "reduce-overhead" if cuda and config.cuda_graphs else None
+            self.g_run, self.d_run = torch.compile(self.g_run, mode=mode), torch.compile(self.d_run, mode=mode)
+            self.d_plain = torch.compile(self.discriminator, mode=mode)
 
         self.images = data.images.to(self.device)
         self.labels = data.labels.to(self.device) if data.labels is not None else None
@@ -188,6 +194,10 @@ class Trainer:
                 "data_size": len(self.data.images),
                 "steps_per_epoch": self.steps_per_epoch,
                 "world_size": self.dist.world_size,
+                "device": str(self.device),
+                "precision": self.precision,
+                "compile": self.compiled,
+                "channels_last": self.memory_format == torch.channels_last,
             },
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "ganforge": __version__},
         }
@@ -215,7 +225,7 @@ class Trainer:
         return z, None
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.config.precision == "bf16":
+        if self.precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -256,7 +266,7 @@ class Trainer:
         self.opt_g.step()
         self.discriminator.requires_grad_(True)
         if self.ema is not None:
-            self.ema.update_parameters(self.generator)
+            self.ema.update(self.generator)
         self.step += 1
         self._sums += torch.stack([d_loss.detach(), g_loss.detach(), d_real.detach().mean(), d_fake.detach().mean()])
         self._count += 1

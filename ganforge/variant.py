@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
@@ -58,6 +58,8 @@ class VariantSpec:
     aliases: tuple[str, ...] = ()
     example_shapes: tuple[tuple[int, int, int], ...] = ((1, 28, 28), (3, 32, 32))
     """(C, H, W) shapes the variant supports, which ``ganforge.testing.check_variant`` tries."""
+    recipe: Mapping[str, Any] = field(default_factory=dict)
+    """Training settings (TrainConfig fields, e.g. ``{"ema": 0.999}``) used unless the user sets them."""
 
     def make_config(self, values: dict[str, Any] | None = None) -> BaseModel:
         """Validate ``values`` against this variant's config model (pydantic raises on bad keys)."""

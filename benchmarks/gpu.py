@@ -1,0 +1,75 @@
+"""Images per second on one CUDA GPU: mlp and dcgan at batch 64 and 1024, with and without
+torch.compile (and CUDA graphs) and bf16, against the seed-style reference loop on the same GPU.
+
+    python benchmarks/gpu.py            # about five minutes on an H100/H200-class GPU
+
+Each ganforge cell is the median of the loop's own images/s over its log windows, leaving out the
+first two (compilation and CUDA-graph capture happen there). Writes the table to stdout; docs/performance.md records what it printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference import write_mnist5k_for_torchvision  # noqa: E402
+from throughput import reference_rate  # noqa: E402
+
+from ganforge import TrainConfig, train  # noqa: E402
+from ganforge.runs import RunDir  # noqa: E402
+
+SETTINGS = [  # (label, precision, compile, cuda_graphs)
+    ("fp32", "fp32", False, False),
+    ("bf16", "bf16", False, False),
+    ("bf16+compile", "bf16", True, False),
+    ("bf16+compile+graphs", "bf16", True, True),
+]
+
+
+def steady_rate(variant: str, batch: int, steps: int, precision: str, compile_: bool, graphs: bool, workdir: Path) -> float:
+    out = workdir / f"{variant}-{batch}-{precision}-{compile_}-{graphs}"
+    train(TrainConfig(variant=variant, steps=steps, batch_size=batch, precision=precision, compile=compile_,
+                      cuda_graphs=graphs, device="cuda", log_every=max(1, steps // 10), checkpoint_every=10**9,
+                      sample_every=10**9, out=out))
+    rates = sorted(r["images_per_s"] for r in RunDir(out).read_metrics()[2:])
+    return rates[len(rates) // 2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", nargs="+", default=["mlp", "dcgan"])
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[64, 1024])
+    parser.add_argument("--seconds", type=float, default=4.0, help="rough length of each timed fit")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("benchmarks/gpu.py needs a CUDA device")
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}", flush=True)
+    print(f"{'variant':8} {'batch':>5} {'settings':22} {'img/s':>10} {'x reference':>11}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = write_mnist5k_for_torchvision(Path(tmp) / "data")
+        for variant in args.variants:
+            for batch in args.batch_sizes:
+                probe = max(20, 2000 * 64 // batch // (8 if variant == "dcgan" else 1))
+                ref = reference_rate(variant, batch, max(10, probe // 10), root, device="cuda")
+                ref_steps = max(20, int(ref * args.seconds / batch))
+                ref = reference_rate(variant, batch, ref_steps, root, device="cuda")
+                print(f"{variant:8} {batch:5d} {'seed reference (fp32)':22} {ref:10.0f} {1.0:10.2f}x", flush=True)
+                for label, precision, compile_, graphs in SETTINGS:
+                    try:
+                        steps = max(200, int(ref * args.seconds * (3 if variant == "mlp" else 2) / batch))
+                        rate = steady_rate(variant, batch, steps, precision, compile_, graphs, Path(tmp))
+                        print(f"{variant:8} {batch:5d} {label:22} {rate:10.0f} {rate / ref:10.2f}x", flush=True)
+                    except Exception as exc:  # noqa: BLE001 - a failing setting is a result too
+                        print(f"{variant:8} {batch:5d} {label:22} failed: {type(exc).__name__}: {str(exc)[:80]}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
