@@ -67,13 +67,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/quality"))
     args = parser.parse_args()
     catalog = load_catalog()
-    rows = []
+    rows, evaluators = [], {}
     print(HEADER, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for data_name in args.data:
             dataset = catalog.datasets.get(data_name)
             data = dataset.load(DataConfig(name=data_name, download=False))
             evaluator = evaluator_for(dataset.evaluator)
+            evaluators[evaluator.name] = evaluator.sha256[:16]
             reference = make_reference(data, data_name, evaluator, SAMPLES)
             steps = int(args.epochs * (len(data.images) // 64))
             for variant in args.variants:
@@ -91,8 +92,9 @@ def main() -> None:
                     (out / "quality.json").write_text(json.dumps(figures, indent=2))
                 rows.append(row(variant, data_name, steps, wall, figures))
                 print(rows[-1], flush=True)
-    print(f"\nevaluators: {', '.join(sorted({r.split()[1] for r in rows}))}; {SAMPLES} samples vs {SAMPLES} "
-          "training images; reference = the seed's loop (MLP, BCE, Adam 2e-4, batch 64)")
+    names = ", ".join(f"{name} (sha256 {digest}...)" for name, digest in evaluators.items())
+    print(f"\nevaluators: {names}; {SAMPLES} samples vs {SAMPLES} training images (seed 0); "
+          "reference = the seed's loop (MLP, BCE, Adam 2e-4, batch 64)")
 
 
 if __name__ == "__main__":

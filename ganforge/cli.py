@@ -68,20 +68,21 @@ def cmd_variants(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_losses(args: argparse.Namespace) -> int:
+def _list_entries(kind: str) -> int:
     from .catalog import load_catalog
 
-    rows = [[e.name, ",".join(e.aliases) or "-", e.plugin, e.value.description] for e in load_catalog().losses]
+    registry = getattr(load_catalog(), kind)
+    rows = [[e.name, ",".join(e.aliases) or "-", e.plugin, e.value.description] for e in registry]
     print(_table(rows, ["NAME", "ALIASES", "PLUGIN", "DESCRIPTION"]))
     return 0
+
+
+def cmd_losses(args: argparse.Namespace) -> int:
+    return _list_entries("losses")
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from .catalog import load_catalog
-
-    rows = [[e.name, ",".join(e.aliases) or "-", e.plugin, e.value.description] for e in load_catalog().datasets]
-    print(_table(rows, ["NAME", "ALIASES", "PLUGIN", "DESCRIPTION"]))
-    return 0
+    return _list_entries("datasets")
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -379,3 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`ganforge variants | head`): nothing is wrong, so no traceback either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -188,3 +188,13 @@ def test_a_plugin_data_set_trains_by_name(tmp_path: Path) -> None:
     result = train(config(tmp_path, steps=4, batch_size=8, data={"name": "squares"}), catalog)
     saved = json.loads((result.run_dir / "config.json").read_text())
     assert saved["resolved"]["data_shape"] == [3, 8, 8, None] and saved["resolved"]["data_size"] == 40
+
+
+def test_a_variants_recipe_fills_only_what_the_user_left_unset(tmp_path: Path) -> None:
+    from ganforge.trainer import Trainer
+
+    assert Trainer(config(tmp_path)).config.ema == 0.999  # the mlp recipe
+    assert Trainer(config(tmp_path, ema=0.5)).config.ema == 0.5
+    trainer = Trainer(config(tmp_path))
+    described = trainer.describe()["resolved"]
+    assert described["precision"] == "fp32" and described["compile"] is False and described["channels_last"] is False

@@ -16,6 +16,7 @@ CGAN = VariantSpec(
     build_generator=CGANGenerator,
     build_discriminator=CGANDiscriminator,
     conditional=True,
+    recipe={"ema": 0.999},
 )
 
 CDCGAN = VariantSpec(
