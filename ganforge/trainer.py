@@ -29,7 +29,6 @@ from tqdm.auto import tqdm
 from . import __version__
 from .catalog import Catalog, load_catalog
 from .config import TrainConfig
-from .data import ImageData
 from .devices import pick_device
 from .distributed import DistContext, init_distributed
 from .ema import EMA

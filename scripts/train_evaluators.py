@@ -58,7 +58,6 @@ def train(images: torch.Tensor, labels: torch.Tensor, epochs: int, seed: int = 0
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
     g = torch.Generator().manual_seed(seed)
     model.train()
-    step = 0
     for _ in range(epochs):
         perm = torch.randperm(len(images), generator=g)
         for i in range(len(images) // 128):
@@ -69,7 +68,6 @@ def train(images: torch.Tensor, labels: torch.Tensor, epochs: int, seed: int = 0
             loss.backward()
             opt.step()
             sched.step()
-            step += 1
     return model.eval()
 
 
