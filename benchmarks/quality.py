@@ -56,7 +56,7 @@ def reference_figures(data_name: str, data, steps: int, reference, evaluator, wo
     wall = time.perf_counter() - start
     images, _ = generate(generator, SAMPLES)
     # The seed trains on ToTensor's [0, 1] images, so its samples mean [0, 1]; map them to [-1, 1].
-    return wall, score(images * 2 - 1, None, reference, evaluator)
+    return wall, score(images * 2 - 1, None, reference, evaluator, [e.value for e in load_catalog().metrics])
 
 
 def main() -> None:
@@ -88,7 +88,7 @@ def main() -> None:
                     wall = time.perf_counter() - start
                     loaded = load_run(out, device="cpu")
                     images, requested = generate(loaded.generator, SAMPLES)
-                    figures = score(images, requested, reference, evaluator)
+                    figures = score(images, requested, reference, evaluator, [e.value for e in catalog.metrics])
                     (out / "quality.json").write_text(json.dumps(figures, indent=2))
                 rows.append(row(variant, data_name, steps, wall, figures))
                 print(rows[-1], flush=True)

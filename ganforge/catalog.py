@@ -9,6 +9,7 @@ import pluggy
 
 from .data import DatasetSpec
 from .losses import AdversarialLoss
+from .metrics.evaluate import MetricSpec
 from .plugins import make_plugin_manager
 from .registry import Registry
 from .variant import VariantSpec
@@ -22,6 +23,7 @@ class Catalog:
     variants: Registry[VariantSpec]
     losses: Registry[AdversarialLoss]
     datasets: Registry[DatasetSpec]
+    metrics: Registry[MetricSpec]
 
 
 def _collect(pm: pluggy.PluginManager, hook_name: str, registry: Registry[Any]) -> None:
@@ -36,10 +38,11 @@ def _collect(pm: pluggy.PluginManager, hook_name: str, registry: Registry[Any]) 
 def load_catalog(pm: pluggy.PluginManager | None = None) -> Catalog:
     """Collect what every plugin registers; ``pm`` defaults to :func:`make_plugin_manager`."""
     pm = pm or make_plugin_manager()
-    catalog = Catalog(pm, Registry("variant"), Registry("loss"), Registry("data set"))
+    catalog = Catalog(pm, Registry("variant"), Registry("loss"), Registry("data set"), Registry("metric"))
     _collect(pm, "ganforge_register_variants", catalog.variants)
     _collect(pm, "ganforge_register_losses", catalog.losses)
     _collect(pm, "ganforge_register_datasets", catalog.datasets)
+    _collect(pm, "ganforge_register_metrics", catalog.metrics)
     return catalog
 
 

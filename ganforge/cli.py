@@ -85,6 +85,10 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return _list_entries("datasets")
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    return _list_entries("metrics")
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     from .plugins import make_plugin_manager, plugin_hooks
 
@@ -284,7 +288,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     reference = make_reference(dataset.load(data_config), dataset.name, evaluator, args.n, seed=args.seed)
     images, requested = generate(loaded.generator, args.n, seed=args.seed, device=loaded.device)
     figures = {"checkpoint": str(args.checkpoint), "step": loaded.step,
-               **score(images, requested, reference, evaluator, seed=args.seed)}
+               **score(images, requested, reference, evaluator, [e.value for e in catalog.metrics], seed=args.seed)}
     (loaded.run.path / "eval.json").write_text(json.dumps(figures, indent=2) + "\n")
     rows = [[k, f"{v:.4f}" if isinstance(v, float) else str(v)] for k, v in figures.items()]
     print(_table(rows, ["METRIC", "VALUE"]))
@@ -311,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("losses", help="list adversarial losses").set_defaults(func=cmd_losses)
     sub.add_parser("datasets", help="list data sets").set_defaults(func=cmd_datasets)
+    sub.add_parser("metrics", help="list evaluation metrics").set_defaults(func=cmd_metrics)
 
     p = sub.add_parser("train", help="train a variant (or continue a run with --resume)")
     p.add_argument("variant", nargs="?", help="variant name or alias (see `ganforge variants`)")

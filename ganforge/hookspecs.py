@@ -35,6 +35,11 @@ def ganforge_register_datasets(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def ganforge_register_metrics(register: Callable[..., None]) -> None:
+    """Register evaluation metrics: call ``register(spec)`` with a :class:`ganforge.metrics.evaluate.MetricSpec`."""
+
+
+@hookspec
 def ganforge_train_start(trainer: Trainer) -> None:
     """Called once before the first step of a run (also of a resumed run), after models are built."""
 

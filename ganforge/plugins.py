@@ -22,6 +22,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "ganforge.losses",
     "ganforge.data",
     "ganforge.builtin.mlp",
+    "ganforge.metrics.builtin",
     "ganforge.loggers",
 )
 ENTRY_POINT_GROUP = "ganforge"

@@ -160,7 +160,8 @@ class Trainer:
         self.max_modes = 0
         self._evaluation: Evaluation | None = None
         if config.eval_every and self.dist.is_main:
-            self._evaluation = Evaluation(self.catalog.datasets.get(config.data.name), data, config.eval_samples,
+            self._evaluation = Evaluation(self.catalog.datasets.get(config.data.name), data,
+                                          [e.value for e in self.catalog.metrics], config.eval_samples,
                                           config.seed, self.device)
         self.fixed_z, self.fixed_labels, self.grid_rows = self._fixed_noise()
 
@@ -420,10 +421,12 @@ class Trainer:
                                          f"classes at step {self.step}, down from {self.max_modes}")
                     bar.write(f"ganforge: warning: {record['warning']}", file=sys.stderr)
                 self.max_modes = max(self.max_modes, modes)
-            improved = figures["fid"] < self.best_fid
-            self.best_fid = min(self.best_fid, figures["fid"])
+            if "fid" in figures:
+                improved = figures["fid"] < self.best_fid
+                self.best_fid = min(self.best_fid, figures["fid"])
             self.run.append_metrics(record)
-            bar.set_postfix(fid=f"{figures['fid']:.2f}", refresh=False)
+            if "fid" in figures:
+                bar.set_postfix(fid=f"{figures['fid']:.2f}", refresh=False)
         return bool(self.dist.broadcast_object(improved)), figures
 
     def save_checkpoint(self, *names: str | int) -> None:

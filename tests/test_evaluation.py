@@ -139,3 +139,30 @@ def test_a_drop_in_coverage_is_warned_about(tmp_path: Path, capsys) -> None:
     assert "warning" not in evals[0]
     assert evals[1]["warning"] == "mode collapse? the evaluator finds 2 of 10 classes at step 20, down from 10"
     assert "ganforge: warning: mode collapse? the evaluator finds 2 of 10 classes at step 20" in capsys.readouterr().err
+
+
+class FeatureNorm:
+    """A third-party metric plugin: the mean norm of the evaluator's features, fake and real."""
+
+    @hookimpl
+    def ganforge_register_metrics(self, register):
+        from ganforge.metrics.evaluate import MetricSpec
+
+        def feature_norm(samples, reference, seed):
+            return {"feature_norm": float(samples.features.norm(dim=1).mean()),
+                    "reference_feature_norm": float(reference.features.norm(dim=1).mean())}
+
+        register(MetricSpec("feature-norm", "mean L2 norm of the evaluator features", feature_norm))
+
+
+def test_a_plugin_metric_is_computed_and_logged(tmp_path: Path) -> None:
+    pm = make_plugin_manager()
+    pm.register(FeatureNorm(), name="feature-norm-plugin")
+    catalog = load_catalog(pm)
+    assert catalog.metrics.entry("feature-norm").plugin == "feature-norm-plugin"
+    assert {"fid", "kid", "precision-recall", "modes", "conditional-accuracy"} <= set(catalog.metrics.names())
+    config = TrainConfig(variant="mlp", model={"g_hidden": [16], "d_hidden": [16]}, steps=4, batch_size=16,
+                         device="cpu", log_every=2, eval_every=4, eval_samples=200, out=tmp_path / "run")
+    train(config, catalog)
+    record = [r for r in RunDir(tmp_path / "run").read_metrics() if "fid" in r][-1]
+    assert record["feature_norm"] > 0 and record["reference_feature_norm"] > 0

@@ -3,6 +3,7 @@ evaluator hash, so that two figures are comparable exactly when those three agre
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,13 +12,7 @@ from torch import nn
 
 from ..data import DatasetSpec, ImageData
 from ..errors import GanforgeError
-from .classes import conditional_accuracy, mode_coverage
-from .distances import frechet_distance, kernel_inception_distance
 from .evaluators import Evaluator, evaluator_for
-from .manifold import precision_recall
-
-PR_POINTS = 5000
-"""Precision/recall compare at most this many points per side (pairwise distances grow as N^2)."""
 
 
 @dataclass
@@ -58,25 +53,35 @@ def generate(generator: nn.Module, n: int, *, seed: int = 0, batch_size: int = 5
     return torch.cat(images), (labels.cpu() if labels is not None else None)
 
 
+@dataclass(frozen=True)
+class Samples:
+    """The evaluator's view of generated images: features, class logits (classifiers only), and the
+    classes they were generated for (conditional variants only)."""
+
+    features: torch.Tensor
+    logits: torch.Tensor | None
+    requested: torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A registered metric: ``compute(samples, reference, seed)`` returns named figures, or nothing
+    when it does not apply (e.g. mode coverage without class labels)."""
+
+    name: str
+    description: str
+    compute: Callable[[Samples, Reference, int], Mapping[str, float]]
+    aliases: tuple[str, ...] = ()
+
+
 def score(images: torch.Tensor, requested: torch.Tensor | None, reference: Reference, evaluator: Evaluator,
-          *, seed: int = 0) -> dict[str, Any]:
-    """Every metric that applies to these samples, with its provenance."""
+          metrics: Iterable[MetricSpec], *, seed: int = 0) -> dict[str, Any]:
+    """Every registered metric that applies to these samples, with the figures' provenance."""
     features, logits = evaluator.embed(images)
-    kid, kid_std = kernel_inception_distance(features, reference.features, subset_size=1000, seed=seed)
-    precision, recall = precision_recall(reference.features[:PR_POINTS], features[:PR_POINTS])
-    result: dict[str, Any] = {
-        "fid": frechet_distance(features, reference.features),
-        "kid": kid,
-        "kid_std": kid_std,
-        "precision": precision,
-        "recall": recall,
-    }
-    classes_match = logits is not None and reference.labels is not None and logits.shape[1] == reference.num_classes
-    if classes_match:
-        predicted = logits.argmax(1)
-        result["modes"], result["modes_kl"] = mode_coverage(predicted, reference.labels, reference.num_classes)
-        if requested is not None:
-            result["conditional_accuracy"] = conditional_accuracy(predicted, requested)
+    samples = Samples(features, logits, requested)
+    result: dict[str, Any] = {}
+    for metric in metrics:
+        result.update(metric.compute(samples, reference, seed))
     result.update({
         "n": len(images),
         "reference": reference.description,
@@ -89,13 +94,15 @@ def score(images: torch.Tensor, requested: torch.Tensor | None, reference: Refer
 class Evaluation:
     """Repeated scoring during training: the evaluator and reference features are made once."""
 
-    def __init__(self, dataset: DatasetSpec, data: ImageData, n: int, seed: int, device: torch.device) -> None:
+    def __init__(self, dataset: DatasetSpec, data: ImageData, metrics: Iterable[MetricSpec], n: int, seed: int,
+                 device: torch.device) -> None:
         if dataset.evaluator is None:
             raise GanforgeError(f"data set {dataset.name!r} names no evaluator, so eval_every cannot score it")
         self.evaluator = evaluator_for(dataset.evaluator, device)
         self.reference = make_reference(data, dataset.name, self.evaluator, n, seed)
+        self.metrics = list(metrics)
         self.n, self.seed, self.device = n, seed, device
 
     def run(self, generator: nn.Module) -> dict[str, Any]:
         images, requested = generate(generator, self.n, seed=self.seed, device=self.device)
-        return score(images, requested, self.reference, self.evaluator, seed=self.seed)
+        return score(images, requested, self.reference, self.evaluator, self.metrics, seed=self.seed)

@@ -1,0 +1,64 @@
+"""ganforge's own metrics, registered through ``ganforge_register_metrics`` like any plugin's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from ..hookspecs import hookimpl
+from .classes import conditional_accuracy, mode_coverage
+from .distances import frechet_distance, kernel_inception_distance
+from .evaluate import MetricSpec, Reference, Samples
+from .manifold import precision_recall
+
+PR_POINTS = 5000
+"""Precision/recall compare at most this many points per side (pairwise distances grow as N^2)."""
+
+
+def fid(samples: Samples, reference: Reference, seed: int) -> Mapping[str, float]:
+    return {"fid": frechet_distance(samples.features, reference.features)}
+
+
+def kid(samples: Samples, reference: Reference, seed: int) -> Mapping[str, float]:
+    mean, std = kernel_inception_distance(samples.features, reference.features, subset_size=1000, seed=seed)
+    return {"kid": mean, "kid_std": std}
+
+
+def manifold(samples: Samples, reference: Reference, seed: int) -> Mapping[str, float]:
+    precision, recall = precision_recall(reference.features[:PR_POINTS], samples.features[:PR_POINTS])
+    return {"precision": precision, "recall": recall}
+
+
+def _predicted(samples: Samples, reference: Reference):
+    usable = (samples.logits is not None and reference.labels is not None
+              and samples.logits.shape[1] == reference.num_classes)
+    return samples.logits.argmax(1) if usable else None
+
+
+def modes(samples: Samples, reference: Reference, seed: int) -> Mapping[str, float]:
+    predicted = _predicted(samples, reference)
+    if predicted is None:
+        return {}
+    covered, kl = mode_coverage(predicted, reference.labels, reference.num_classes)
+    return {"modes": covered, "modes_kl": kl}
+
+
+def conditional(samples: Samples, reference: Reference, seed: int) -> Mapping[str, float]:
+    predicted = _predicted(samples, reference)
+    if predicted is None or samples.requested is None:
+        return {}
+    return {"conditional_accuracy": conditional_accuracy(predicted, samples.requested)}
+
+
+BUILTIN_METRICS = (
+    MetricSpec("fid", "Fréchet distance between sample and reference features (cFID on a classifier)", fid),
+    MetricSpec("kid", "kernel distance, mean and std over subsets of 1,000 (Bińkowski et al. 2018)", kid),
+    MetricSpec("precision-recall", "k-NN manifold precision and recall, k=3 (Kynkäänniemi et al. 2019)", manifold),
+    MetricSpec("modes", "classes the evaluator finds among samples, and KL from the real histogram", modes),
+    MetricSpec("conditional-accuracy", "share of samples classified as the class asked for", conditional),
+)
+
+
+@hookimpl
+def ganforge_register_metrics(register: Callable[..., None]) -> None:
+    for metric in BUILTIN_METRICS:
+        register(metric)
