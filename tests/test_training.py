@@ -198,3 +198,13 @@ def test_a_variants_recipe_fills_only_what_the_user_left_unset(tmp_path: Path) -
     trainer = Trainer(config(tmp_path))
     described = trainer.describe()["resolved"]
     assert described["precision"] == "fp32" and described["compile"] is False and described["channels_last"] is False
+
+
+def test_torch_compile_path_trains_and_matches_eager_closely(tmp_path: Path) -> None:
+    eager = train(config(tmp_path / "eager", steps=10, compile=False))
+    compiled = train(config(tmp_path / "compiled", steps=10, compile=True))
+    saved = json.loads((compiled.run_dir / "config.json").read_text())
+    assert saved["resolved"]["compile"] is True
+    a = RunDir(eager.run_dir).read_metrics()[-1]
+    b = RunDir(compiled.run_dir).read_metrics()[-1]
+    assert b["d_loss"] == pytest.approx(a["d_loss"], rel=1e-3) and b["g_loss"] == pytest.approx(a["g_loss"], rel=1e-3)
