@@ -272,8 +272,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .catalog import load_catalog
     from .config import DataConfig
-    from .metrics.evaluate import generate, make_reference, score
-    from .metrics.evaluators import evaluator_for
+    from .metrics.evaluate import Evaluation
     from .sampling import load_run
 
     if args.n < 100:
@@ -282,13 +281,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     loaded = load_run(args.run_dir, args.checkpoint, device=args.device, catalog=catalog)
     data_config = DataConfig.model_validate(loaded.config["train"]["data"])
     dataset = catalog.datasets.get(data_config.name)
-    if dataset.evaluator is None:
-        raise GanforgeError(f"data set {dataset.name!r} names no evaluator; ganforge cannot score it")
-    evaluator = evaluator_for(dataset.evaluator, loaded.device, args.inception_weights)
-    reference = make_reference(dataset.load(data_config), dataset.name, evaluator, args.n, seed=args.seed)
-    images, requested = generate(loaded.generator, args.n, seed=args.seed, device=loaded.device)
-    figures = {"checkpoint": str(args.checkpoint), "step": loaded.step,
-               **score(images, requested, reference, evaluator, [e.value for e in catalog.metrics], seed=args.seed)}
+    evaluation = Evaluation(dataset, dataset.load(data_config), [e.value for e in catalog.metrics], args.n,
+                            args.seed, loaded.device, args.inception_weights)
+    figures = {"checkpoint": str(args.checkpoint), "step": loaded.step, **evaluation.run(loaded.generator)}
     (loaded.run.path / "eval.json").write_text(json.dumps(figures, indent=2) + "\n")
     rows = [[k, f"{v:.4f}" if isinstance(v, float) else str(v)] for k, v in figures.items()]
     print(_table(rows, ["METRIC", "VALUE"]))

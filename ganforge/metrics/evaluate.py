@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -92,13 +93,14 @@ def score(images: torch.Tensor, requested: torch.Tensor | None, reference: Refer
 
 
 class Evaluation:
-    """Repeated scoring during training: the evaluator and reference features are made once."""
+    """Scoring a generator against a data set: the evaluator and reference features are made once,
+    so training can score again and again (``ganforge eval`` scores once)."""
 
     def __init__(self, dataset: DatasetSpec, data: ImageData, metrics: Iterable[MetricSpec], n: int, seed: int,
-                 device: torch.device) -> None:
+                 device: torch.device, inception_weights: Path | None = None) -> None:
         if dataset.evaluator is None:
-            raise GanforgeError(f"data set {dataset.name!r} names no evaluator, so eval_every cannot score it")
-        self.evaluator = evaluator_for(dataset.evaluator, device)
+            raise GanforgeError(f"data set {dataset.name!r} names no evaluator; ganforge cannot score it")
+        self.evaluator = evaluator_for(dataset.evaluator, device, inception_weights)
         self.reference = make_reference(data, dataset.name, self.evaluator, n, seed)
         self.metrics = list(metrics)
         self.n, self.seed, self.device = n, seed, device
