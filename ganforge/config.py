@@ -46,6 +46,8 @@ class TrainConfig(BaseModel):
         "auto", description="auto: bf16 autocast on CUDA devices that support it, fp32 elsewhere")
     compile: bool | None = Field(None, description="torch.compile G and D; default: on for CUDA, off elsewhere")
     cuda_graphs: bool = Field(False, description="with compile on CUDA, capture CUDA graphs (mode reduce-overhead)")
+    onednn_linear: bool | None = Field(
+        None, description="run fp32 Linear layers on oneDNN's AVX-512 kernels; default: on for x86 CPUs, without compile")
     channels_last: bool | None = Field(
         None, description="channels-last memory format; default: on for variants with convolutions")
     log_every: int = Field(100, ge=1)

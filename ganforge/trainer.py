@@ -36,6 +36,7 @@ from .errors import GanforgeError
 from .losses import gradient_penalty
 from .metrics.evaluate import Evaluation
 from .nn import Discriminator, Generator, trusted_labels
+from .onednn_linear import onednn_linear_available, use_onednn_linears
 from .runs import RunDir
 from .variant import DataShape, VariantSpec
 
@@ -128,10 +129,15 @@ class Trainer:
         # as two forwards, and bigger matrix products run faster.
         self.joint_d_forward = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.discriminator.modules())
         self.ema = EMA(self.generator, config.ema) if config.ema else None
+        self._d_params = list(self.discriminator.parameters())
         cuda = self.device.type == "cuda"
         self.precision = config.precision if config.precision != "auto" else (
             "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32")
         self.compiled = cuda if config.compile is None else config.compile
+        self.onednn_linear = self._use_onednn_linear(config.onednn_linear)
+        if self.onednn_linear:
+            use_onednn_linears(self.generator)
+            use_onednn_linears(self.discriminator)
         self.g_run: nn.Module = self.dist.wrap(self.generator)
         self.d_run: nn.Module = self.dist.wrap(self.discriminator)
         self.d_plain: nn.Module = self.discriminator
@@ -177,6 +183,17 @@ class Trainer:
         z = torch.randn(n, self.generator.latent_dim, generator=g)
         return z.to(self.device), None, max(1, int(math.sqrt(n)))
 
+    def _use_onednn_linear(self, asked: bool | None) -> bool:
+        on_cpu = self.device.type == "cpu" and onednn_linear_available()
+        if asked and not on_cpu:
+            raise GanforgeError(
+                f"onednn_linear needs an x86 CPU device and a PyTorch build with oneDNN; this run is on {self.device} "
+                f"({platform.machine()}); drop --set onednn_linear=true"
+            )
+        if asked and self.compiled:
+            raise GanforgeError("onednn_linear and --compile do not combine (inductor picks its own kernels); drop one of them")
+        return (on_cpu and not self.compiled) if asked is None else bool(asked)
+
     def describe(self) -> dict[str, Any]:
         """Everything needed to rebuild this run, as written to config.json."""
         return {
@@ -198,6 +215,7 @@ class Trainer:
                 "precision": self.precision,
                 "compile": self.compiled,
                 "channels_last": self.memory_format == torch.channels_last,
+                "onednn_linear": self.onednn_linear,
             },
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "ganforge": __version__},
         }
@@ -258,15 +276,17 @@ class Trainer:
             d_loss.backward()
             self.opt_d.step()
         # D's weights need no gradient for G's update; skipping them saves a third of D's backward.
-        self.discriminator.requires_grad_(False)
+        for p in self._d_params:
+            p.requires_grad_(False)
         with self._autocast():
             g_loss = self.loss.g_loss(self.d_plain(fake, fake_labels).float())
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
-        self.discriminator.requires_grad_(True)
+        for p in self._d_params:
+            p.requires_grad_(True)
         if self.ema is not None:
-            self.ema.update(self.generator)
+            self.ema.update()
         self.step += 1
         self._sums += torch.stack([d_loss.detach(), g_loss.detach(), d_real.detach().mean(), d_fake.detach().mean()])
         self._count += 1
