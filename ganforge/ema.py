@@ -14,18 +14,23 @@ from torch import nn
 
 
 class EMA(nn.Module):
-    """``module`` holds the averaged copy; ``update(model)`` moves it towards ``model`` by ``1 - decay``."""
+    """``module`` holds the averaged copy of ``model``; ``update()`` moves it towards ``model`` by ``1 - decay``."""
 
     def __init__(self, model: nn.Module, decay: float) -> None:
         super().__init__()
         self.module = copy.deepcopy(model).requires_grad_(False)
         self.decay = decay
+        # Plain lists, not a module attribute (which would enter the state dict); collected once,
+        # because walking the module tree every step costs more than the update itself on small models.
+        self._pairs = (
+            list(self.module.parameters()), [p.detach() for p in model.parameters()],
+            list(self.module.buffers()), list(model.buffers()),
+        )
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        mine = list(self.module.parameters())
-        theirs = [p.detach() for p in model.parameters()]
+    def update(self) -> None:
+        mine, theirs, own_buffers, their_buffers = self._pairs
         torch._foreach_lerp_(mine, theirs, 1.0 - self.decay)
         # Buffers (batch-norm statistics) are already running averages: take the model's.
-        for own, other in zip(self.module.buffers(), model.buffers()):
-            own.copy_(other)
+        if own_buffers:
+            torch._foreach_copy_(own_buffers, their_buffers)
