@@ -1,5 +1,10 @@
-"""A class-conditional DCGAN: conditional batch norm in G, a projection discriminator
-(Miyato & Koyama 2018): D(x, y) = psi(phi(x)) + <embed(y), phi(x)>, with spectral norm by default."""
+"""A class-conditional DCGAN: in G, a label embedding joined to z and conditional batch norm; a
+projection discriminator (Miyato & Koyama 2018): D(x, y) = psi(phi(x)) + <embed(y), phi(x)>, with
+spectral norm by default.
+
+The embedding at G's input is what makes G follow the label: with conditional batch norm alone,
+only 23% of samples were classified as the class asked for after 3,000 steps on mnist5k, with
+both, 90% (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ class CDCGANConfig(DCGANConfig):
     """Architecture of the conditional DCGAN; as in Miyato & Koyama, D is spectrally normalised by default."""
 
     spectral_norm: bool = Field(True, description="spectral normalisation on D's layers and class embedding")
+    embed_dim: int = Field(10, ge=0, le=1024, description="size of a label embedding joined to z; 0: labels reach G through conditional batch norm only")
 
 
 class ConditionalBatchNorm2d(nn.Module):
@@ -37,11 +43,12 @@ class ConditionalBatchNorm2d(nn.Module):
 
 
 class CDCGANGenerator(Generator):
-    """DCGAN generator with class-conditional batch norm."""
+    """DCGAN generator on [z, embed(label)] with class-conditional batch norm."""
 
     def __init__(self, config: CDCGANConfig, shape: DataShape) -> None:
         super().__init__(config.latent_dim, shape.image_shape, classes_of(shape, "cdcgan"))
-        layers = generator_layers(config, shape, geometry(shape, config.depth), config.latent_dim)
+        self.embed = nn.Embedding(self.num_classes, config.embed_dim) if config.embed_dim else None
+        layers = generator_layers(config, shape, geometry(shape, config.depth), config.latent_dim + config.embed_dim)
         self.layers = nn.ModuleList(
             ConditionalBatchNorm2d(m.num_features, self.num_classes) if isinstance(m, nn.BatchNorm2d) else m
             for m in layers
@@ -51,8 +58,12 @@ class CDCGANGenerator(Generator):
             if isinstance(m, ConditionalBatchNorm2d):
                 nn.init.normal_(m.gain.weight, 1.0, 0.02)
                 nn.init.zeros_(m.bias.weight)
+        if self.embed is not None:
+            nn.init.normal_(self.embed.weight)  # on the scale of z, not of a conv weight
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if self.embed is not None:
+            z = torch.cat([z, self.embed(labels)], 1)
         x = z[:, :, None, None]
         for layer in self.layers:
             x = layer(x, labels) if isinstance(layer, ConditionalBatchNorm2d) else layer(x)

@@ -21,7 +21,7 @@ CGAN = VariantSpec(
 
 CDCGAN = VariantSpec(
     name="cdcgan",
-    description="conditional DCGAN: conditional batch norm in G, projection D (Miyato & Koyama 2018)",
+    description="conditional DCGAN: label embedding joined to z and conditional batch norm in G, projection D (Miyato & Koyama 2018)",
     config=CDCGANConfig,
     build_generator=CDCGANGenerator,
     build_discriminator=CDCGANDiscriminator,
