@@ -36,7 +36,7 @@ def test_cgan_contract_over_configs_and_class_counts() -> None:
 
 def test_cdcgan_contract_over_configs_and_class_counts() -> None:
     configs = st.builds(CDCGANConfig, latent_dim=st.integers(1, 16), base_width=st.integers(1, 8),
-                        spectral_norm=st.booleans())
+                        spectral_norm=st.booleans(), embed_dim=st.integers(0, 12))
     check_variant(CDCGAN, image_shapes=[(1, 28, 28), (3, 32, 32), (1, 16, 16)], num_classes=[2, 10],
                   configs=configs, max_examples=12)
 
