@@ -1,5 +1,7 @@
 """Mirza & Osindero's conditional GAN (2014) on the paper's MLP: the label, embedded, is joined to z in
-G and to the flattened image in D."""
+G and to the flattened image in D. By default D also adds a projection term (Miyato & Koyama 2018),
+<embed(y), phi(x)> on its last hidden layer: with the input join alone, 86% to 91% of samples were
+classified as the class asked for on mnist5k, with the projection 98% (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ class CGANConfig(MLPConfig):
     """Architecture of the conditional MLP GAN."""
 
     embed_dim: int = Field(10, ge=1, le=1024, description="size of the learned label embedding")
+    projection: bool = Field(True, description="D also adds <embed(y), phi(x)> on its last hidden layer (Miyato & Koyama 2018)")
 
 
 def classes_of(shape: DataShape, variant: str) -> int:
@@ -40,13 +43,20 @@ class CGANGenerator(Generator):
 
 
 class CGANDiscriminator(Discriminator):
-    """MLP discriminator on [flatten(x), embed(label)]."""
+    """MLP discriminator on [flatten(x), embed(label)], plus a class projection of its last hidden layer."""
 
     def __init__(self, config: CGANConfig, shape: DataShape) -> None:
         super().__init__(shape.image_shape, classes_of(shape, "cgan"))
         self.embed = nn.Embedding(self.num_classes, config.embed_dim)
         widths = [math.prod(shape.image_shape) + config.embed_dim, *config.d_hidden, 1]
         self.net = nn.Sequential(*mlp_layers(widths, config.negative_slope))
+        self.project = nn.Embedding(self.num_classes, widths[-2]) if config.projection else None
+        if self.project is not None:
+            nn.init.normal_(self.project.weight, 0.0, widths[-2] ** -0.5)
 
     def score(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        return self.net(torch.cat([x.flatten(1), self.embed(labels)], 1))
+        inputs = torch.cat([x.flatten(1), self.embed(labels)], 1)
+        if self.project is None:
+            return self.net(inputs)
+        features = self.net[:-1](inputs)
+        return self.net[-1](features) + (self.project(labels) * features).sum(1, keepdim=True)

@@ -11,7 +11,7 @@ from .mlp import CGANConfig, CGANDiscriminator, CGANGenerator
 
 CGAN = VariantSpec(
     name="cgan",
-    description="conditional MLP GAN (Mirza & Osindero 2014): label embedding joined to z and to the image",
+    description="conditional MLP GAN (Mirza & Osindero 2014): label embedding joined to z and to the image, projection D",
     config=CGANConfig,
     build_generator=CGANGenerator,
     build_discriminator=CGANDiscriminator,

@@ -17,7 +17,7 @@ from PIL import Image
 from ganforge import DataShape, TrainConfig
 from ganforge.testing import check_variant
 from ganforge.trainer import Trainer
-from ganforge_cgan import CDCGANConfig, CDCGANDiscriminator, CDCGANGenerator, CGANConfig
+from ganforge_cgan import CDCGANConfig, CDCGANDiscriminator, CDCGANGenerator, CGANConfig, CGANDiscriminator
 from ganforge_cgan.plugin import CDCGAN, CGAN
 
 
@@ -29,7 +29,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_cgan_contract_over_configs_and_class_counts() -> None:
     widths = st.lists(st.integers(1, 32), min_size=1, max_size=2).map(tuple)
     configs = st.builds(CGANConfig, latent_dim=st.integers(1, 16), g_hidden=widths, d_hidden=widths,
-                        embed_dim=st.integers(1, 12))
+                        embed_dim=st.integers(1, 12), projection=st.booleans())
     check_variant(CGAN, image_shapes=[(1, 28, 28), (3, 8, 8), (2, 5, 9)], num_classes=[2, 3, 10, 17],
                   configs=configs, max_examples=15)
 
@@ -59,6 +59,15 @@ def test_projection_discriminator_formula() -> None:
     diff = d(x, torch.tensor([3])) - d(x, torch.tensor([1]))
     expected = ((d.embed.weight[3] - d.embed.weight[1]) * phi).sum()
     assert torch.allclose(diff.squeeze(), expected, atol=1e-5)
+
+
+def test_cgan_projection_adds_the_class_term_to_the_joined_input_score() -> None:
+    d = CGANDiscriminator(CGANConfig(d_hidden=(16, 8)), DataShape(1, 6, 6, 4))
+    x, y = torch.randn(3, 1, 6, 6), torch.tensor([0, 3, 1])
+    features = d.net[:-1](torch.cat([x.flatten(1), d.embed(y)], 1))
+    expected = d.net[-1](features) + (d.project.weight[y] * features).sum(1, keepdim=True)
+    torch.testing.assert_close(d(x, y), expected)
+    assert CGANDiscriminator(CGANConfig(projection=False), DataShape(1, 6, 6, 4)).project is None
 
 
 def test_found_through_installed_entry_point_metadata() -> None:
