@@ -22,8 +22,10 @@ class EMA(nn.Module):
         self.decay = decay
         # Plain lists, not a module attribute (which would enter the state dict); collected once,
         # because walking the module tree every step costs more than the update itself on small models.
+        # The Parameter objects themselves (not detached views), so they stay valid if the model's
+        # tensors are moved or reloaded in place.
         self._pairs = (
-            list(self.module.parameters()), [p.detach() for p in model.parameters()],
+            list(self.module.parameters()), list(model.parameters()),
             list(self.module.buffers()), list(model.buffers()),
         )
 

@@ -5,6 +5,7 @@ classified as the class asked for on mnist5k, with the projection 98% (docs/benc
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -58,5 +59,8 @@ class CGANDiscriminator(Discriminator):
         inputs = torch.cat([x.flatten(1), self.embed(labels)], 1)
         if self.project is None:
             return self.net(inputs)
-        features = self.net[:-1](inputs)
+        # islice rather than self.net[:-1], which would build a new Sequential on every call.
+        features = inputs
+        for layer in itertools.islice(self.net, len(self.net) - 1):
+            features = layer(features)
         return self.net[-1](features) + (self.project(labels) * features).sum(1, keepdim=True)
