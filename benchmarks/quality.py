@@ -27,8 +27,7 @@ from reference import seed_loop, write_for_torchvision  # noqa: E402
 
 from ganforge import TrainConfig, load_catalog, load_run, train  # noqa: E402
 from ganforge.config import DataConfig  # noqa: E402
-from ganforge.metrics.evaluate import generate, make_reference, score  # noqa: E402
-from ganforge.metrics.evaluators import evaluator_for  # noqa: E402
+from ganforge.metrics.evaluate import Evaluation, generate, score  # noqa: E402
 from ganforge.trainer import build_models  # noqa: E402
 from ganforge.variant import DataShape  # noqa: E402
 
@@ -43,7 +42,7 @@ def row(variant: str, data: str, steps: int, wall: float, f: dict) -> str:
             f"{f['recall']:6.2f} {f.get('modes', '-'):>5} {cond:>8}")
 
 
-def reference_figures(data_name: str, data, steps: int, reference, evaluator, workdir: Path) -> tuple[float, dict]:
+def reference_figures(data_name: str, data, steps: int, evaluation: Evaluation, workdir: Path) -> tuple[float, dict]:
     from torchvision.datasets import MNIST, FashionMNIST
 
     folder, cls = ("FashionMNIST", FashionMNIST) if data_name == "fashion-mnist" else ("MNIST", MNIST)
@@ -56,7 +55,7 @@ def reference_figures(data_name: str, data, steps: int, reference, evaluator, wo
     wall = time.perf_counter() - start
     images, _ = generate(generator, SAMPLES)
     # The seed trains on ToTensor's [0, 1] images, so its samples mean [0, 1]; map them to [-1, 1].
-    return wall, score(images * 2 - 1, None, reference, evaluator, [e.value for e in load_catalog().metrics])
+    return wall, score(images * 2 - 1, None, evaluation.reference, evaluation.evaluator, evaluation.metrics)
 
 
 def main() -> None:
@@ -73,22 +72,19 @@ def main() -> None:
         for data_name in args.data:
             dataset = catalog.datasets.get(data_name)
             data = dataset.load(DataConfig(name=data_name, download=False))
-            evaluator = evaluator_for(dataset.evaluator)
-            evaluators[evaluator.name] = evaluator.sha256[:16]
-            reference = make_reference(data, data_name, evaluator, SAMPLES)
+            evaluation = Evaluation(dataset, data, [e.value for e in catalog.metrics], SAMPLES, 0, torch.device("cpu"))
+            evaluators[evaluation.evaluator.name] = evaluation.evaluator.sha256[:16]
             steps = int(args.epochs * (len(data.images) // 64))
             for variant in args.variants:
                 if variant == "reference":
-                    wall, figures = reference_figures(data_name, data, steps, reference, evaluator, Path(tmp))
+                    wall, figures = reference_figures(data_name, data, steps, evaluation, Path(tmp))
                 else:
                     out = args.out / f"{variant}-{data_name}-{time.strftime('%Y%m%d-%H%M%S')}"
                     start = time.perf_counter()
                     train(TrainConfig(variant=variant, steps=steps, data={"name": data_name}, out=out,
                                       sample_every=max(1, steps // 4)))
                     wall = time.perf_counter() - start
-                    loaded = load_run(out, device="cpu")
-                    images, requested = generate(loaded.generator, SAMPLES)
-                    figures = score(images, requested, reference, evaluator, [e.value for e in catalog.metrics])
+                    figures = evaluation.run(load_run(out, device="cpu").generator)
                     (out / "quality.json").write_text(json.dumps(figures, indent=2))
                 rows.append(row(variant, data_name, steps, wall, figures))
                 print(rows[-1], flush=True)

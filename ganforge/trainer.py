@@ -444,9 +444,8 @@ class Trainer:
             if "fid" in figures:
                 improved = figures["fid"] < self.best_fid
                 self.best_fid = min(self.best_fid, figures["fid"])
-            self.run.append_metrics(record)
-            if "fid" in figures:
                 bar.set_postfix(fid=f"{figures['fid']:.2f}", refresh=False)
+            self.run.append_metrics(record)
         return bool(self.dist.broadcast_object(improved)), figures
 
     def save_checkpoint(self, *names: str | int) -> None:
