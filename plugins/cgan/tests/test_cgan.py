@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 from hypothesis import strategies as st
 from PIL import Image
 
 from ganforge import DataShape, TrainConfig
 from ganforge.testing import check_variant
 from ganforge.trainer import Trainer
-from ganforge_cgan import CDCGANConfig, CDCGANDiscriminator, CDCGANGenerator, CGANConfig, CGANDiscriminator
+from ganforge_cgan import CDCGANConfig, CDCGANDiscriminator, CDCGANGenerator, CGANConfig, CGANDiscriminator, CGANGenerator
 from ganforge_cgan.plugin import CDCGAN, CGAN
 
 
@@ -68,6 +69,14 @@ def test_cgan_projection_adds_the_class_term_to_the_joined_input_score() -> None
     expected = d.net[-1](features) + (d.project.weight[y] * features).sum(1, keepdim=True)
     torch.testing.assert_close(d(x, y), expected)
     assert CGANDiscriminator(CGANConfig(projection=False), DataShape(1, 6, 6, 4)).project is None
+
+
+def test_cgan_default_discriminator_is_wider_than_the_unconditional_mlps() -> None:
+    # The recipe docs/benchmarks.md measured: D 794-1024-512-1 on MNIST-sized images, G as in mlp.
+    shape = DataShape(1, 28, 28, 10)
+    d, g = CGANDiscriminator(CGANConfig(), shape), CGANGenerator(CGANConfig(), shape)
+    assert [(m.in_features, m.out_features) for m in d.net if isinstance(m, nn.Linear)] == [(794, 1024), (1024, 512), (512, 1)]
+    assert [(m.in_features, m.out_features) for m in g.net if isinstance(m, nn.Linear)] == [(110, 256), (256, 512), (512, 1024), (1024, 784)]
 
 
 def test_found_through_installed_entry_point_metadata() -> None:
