@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+
 from .errors import GanforgeError
 
 CHECKPOINT_FORMAT = "ganforge-checkpoint/1"
@@ -117,6 +119,23 @@ def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dic
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: a PyTorch file but not a ganforge checkpoint (expected format {CHECKPOINT_FORMAT})")
     return state
+
+
+def load_weights(module: nn.Module, weights: dict[str, Any], what: str, source: Path | str) -> None:
+    """Load a checkpoint's ``weights`` into ``module``; a mismatch is a one-line error naming the first difference.
+
+    A mismatch means the run was trained by another version of its variant (a changed default
+    architecture, for one) or with model settings its config.json no longer holds.
+    """
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as exc:
+        details = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+        first = (details[0] if details else str(exc)).split(". ")[0].rstrip(".")[:200]
+        raise CheckpointError(
+            f"{source}: its {what} weights do not fit the model this ganforge builds from the run's config ({first}); "
+            "the run was trained by another version of the variant (install that one to load it) or its config.json was edited"
+        ) from None
 
 
 def _load_failure(exc: Exception) -> str:

@@ -13,7 +13,7 @@ from .catalog import Catalog, load_catalog
 from .devices import pick_device
 from .errors import GanforgeError
 from .nn import Discriminator, Generator
-from .runs import RunDir
+from .runs import RunDir, load_weights
 from .trainer import build_models
 from .variant import DataShape, VariantSpec
 
@@ -61,8 +61,9 @@ def load_run(run_dir: Path | str, checkpoint: str | int = "last", *, device: str
         weights = {k.removeprefix("module."): v for k, v in state["ema"].items()}
     else:
         weights = state["generator"]
-    generator.load_state_dict(weights)
-    discriminator.load_state_dict(state["discriminator"])
+    source = run.checkpoint_path(checkpoint)
+    load_weights(generator, weights, "generator", source)
+    load_weights(discriminator, state["discriminator"], "discriminator", source)
     generator.to(target).eval()
     discriminator.to(target).eval()
     return LoadedRun(run, spec, config, generator, discriminator, int(state["step"]))

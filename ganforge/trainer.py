@@ -37,7 +37,7 @@ from .losses import gradient_penalty
 from .metrics.evaluate import Evaluation
 from .nn import Discriminator, Generator, trusted_labels
 from .onednn_linear import onednn_linear_available, use_onednn_linears
-from .runs import RunDir
+from .runs import RunDir, load_weights
 from .variant import DataShape, VariantSpec
 
 DEFAULT_EPOCHS = 20
@@ -313,11 +313,12 @@ class Trainer:
             state["ema"] = self.ema.state_dict()
         return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], source: Path | str = "the checkpoint") -> None:
+        """Continue from ``state`` (a checkpoint read from ``source``, named in errors)."""
         if state.get("variant") != self.spec.name:
             raise GanforgeError(f"checkpoint holds variant {state.get('variant')!r}, this run is {self.spec.name!r}")
-        self.generator.load_state_dict(state["generator"])
-        self.discriminator.load_state_dict(state["discriminator"])
+        load_weights(self.generator, state["generator"], "generator", source)
+        load_weights(self.discriminator, state["discriminator"], "discriminator", source)
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         if self.ema is not None and "ema" in state:
@@ -514,7 +515,7 @@ def resume(run_dir: Path | str, *, steps: int | None = None, device: str | None 
         update["device"] = device
     config = TrainConfig.model_validate({**saved["train"], **update})
     trainer = Trainer(config, catalog, run_dir=run.path)
-    trainer.load_state_dict(run.load_checkpoint("last", map_location=trainer.device))
+    trainer.load_state_dict(run.load_checkpoint("last", map_location=trainer.device), run.checkpoint_path("last"))
     if trainer.step >= config.steps:
         raise GanforgeError(f"{run.path} already reached step {trainer.step}; pass --steps N with N > {trainer.step} to train further")
     if trainer.dist.is_main:

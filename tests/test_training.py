@@ -156,6 +156,23 @@ def test_checkpoints_that_are_corrupt_or_foreign_get_a_clear_error(tmp_path: Pat
         load_run(result.run_dir)
 
 
+def test_weights_that_no_longer_fit_the_variant_get_a_clear_error(tmp_path: Path, cli) -> None:
+    # As after an upgrade that changed a variant's default architecture: the run's config now builds
+    # a model of other shapes than its checkpoint holds.
+    result = train(config(tmp_path, steps=5))
+    run = RunDir(result.run_dir)
+    saved = json.loads(run.config_path.read_text())
+    saved["model"]["g_hidden"] = saved["train"]["model"]["g_hidden"] = [32, 48]
+    run.config_path.write_text(json.dumps(saved))
+    done = cli("sample", str(run.path), "--n", "4", "--out", str(tmp_path / "x.npz"))
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert f"{run.checkpoint_path('last')}: its generator weights do not fit" in line and "size mismatch for net." in line
+    with pytest.raises(CheckpointError, match="its generator weights do not fit"):
+        resume(run.path, steps=10)
+    assert not (tmp_path / "x.npz").exists() and run.load_checkpoint("last")["step"] == 5
+
+
 def test_load_run_samples_from_the_trained_generator(tmp_path: Path) -> None:
     result = train(config(tmp_path, steps=10, ema=0.9))
     loaded = load_run(result.run_dir, device="cpu")
