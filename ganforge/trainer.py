@@ -313,7 +313,7 @@ class Trainer:
             state["ema"] = self.ema.state_dict()
         return state
 
-    def load_state_dict(self, state: dict[str, Any], source: Path | str = "the checkpoint") -> None:
+    def load_state_dict(self, state: dict[str, Any], source: Path | str) -> None:
         """Continue from ``state`` (a checkpoint read from ``source``, named in errors)."""
         if state.get("variant") != self.spec.name:
             raise GanforgeError(f"checkpoint holds variant {state.get('variant')!r}, this run is {self.spec.name!r}")
