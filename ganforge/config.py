@@ -40,6 +40,8 @@ class TrainConfig(BaseModel):
     n_critic: int = Field(1, ge=1, description="discriminator updates per generator update")
     gradient_penalty: float = Field(0.0, ge=0, description="weight of the WGAN-GP gradient penalty on D")
     ema: float | None = Field(None, gt=0, lt=1, description="decay of an exponential moving average of G")
+    ema_start: int = Field(
+        0, ge=0, description="steps before the EMA starts averaging (until then it copies G): early generators average to blur")
     seed: int = 0
     device: str = Field("auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
     precision: Literal["auto", "fp32", "bf16"] = Field(

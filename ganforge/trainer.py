@@ -128,7 +128,7 @@ class Trainer:
         # Without batch statistics in D, one forward over real and fake together is the same function
         # as two forwards, and bigger matrix products run faster.
         self.joint_d_forward = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.discriminator.modules())
-        self.ema = EMA(self.generator, config.ema) if config.ema else None
+        self.ema = EMA(self.generator, config.ema, config.ema_start) if config.ema else None
         self._d_params = list(self.discriminator.parameters())
         cuda = self.device.type == "cuda"
         self.precision = config.precision if config.precision != "auto" else (
@@ -285,9 +285,9 @@ class Trainer:
         self.opt_g.step()
         for p in self._d_params:
             p.requires_grad_(True)
-        if self.ema is not None:
-            self.ema.update()
         self.step += 1
+        if self.ema is not None:
+            self.ema.update(self.step)
         self._sums += torch.stack([d_loss.detach(), g_loss.detach(), d_real.detach().mean(), d_fake.detach().mean()])
         self._count += 1
 
