@@ -55,7 +55,7 @@ def test_default_length_is_twenty_epochs(tmp_path: Path) -> None:
     assert Trainer(config(tmp_path, steps=None, epochs=2, batch_size=500, n_critic=2)).config.steps == 10
 
 
-@pytest.mark.parametrize("extra", [{}, {"ema": 0.95, "n_critic": 2, "loss": "wasserstein", "gradient_penalty": 10.0}])
+@pytest.mark.parametrize("extra", [{}, {"ema": 0.95, "ema_start": 20, "n_critic": 2, "loss": "wasserstein", "gradient_penalty": 10.0}])
 def test_resuming_continues_exactly(tmp_path: Path, extra: dict) -> None:
     # 2N steps straight through, against N steps and a resume to 2N: the same weights and optimiser
     # states, bit for bit, because the data order, the noise and every RNG state are restored.
@@ -210,8 +210,11 @@ def test_a_plugin_data_set_trains_by_name(tmp_path: Path) -> None:
 def test_a_variants_recipe_fills_only_what_the_user_left_unset(tmp_path: Path) -> None:
     from ganforge.trainer import Trainer
 
-    assert Trainer(config(tmp_path)).config.ema == 0.999  # the mlp recipe
-    assert Trainer(config(tmp_path, ema=0.5)).config.ema == 0.5
+    recipe = Trainer(config(tmp_path)).config
+    assert (recipe.ema, recipe.ema_start) == (0.999, 5000)  # the mlp recipe
+    mine = Trainer(config(tmp_path, ema=0.5)).config
+    assert (mine.ema, mine.ema_start) == (0.5, 5000)
+    assert Trainer(config(tmp_path, ema=None)).config.ema is None
     trainer = Trainer(config(tmp_path))
     described = trainer.describe()["resolved"]
     assert described["precision"] == "fp32" and described["compile"] is False and described["channels_last"] is False

@@ -16,7 +16,7 @@ CGAN = VariantSpec(
     build_generator=CGANGenerator,
     build_discriminator=CGANDiscriminator,
     conditional=True,
-    recipe={"ema": 0.999},
+    recipe={"ema": 0.999, "ema_start": 5000},
 )
 
 CDCGAN = VariantSpec(
