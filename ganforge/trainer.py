@@ -359,6 +359,10 @@ class Trainer:
         quiet = {} if self.dist.is_main else {"disable": True}
         bar = tqdm(total=cfg.steps, initial=self.step, unit="step", dynamic_ncols=True, mininterval=0.5,
                    desc=self.spec.name, **quiet)
+        if self.ema is not None and cfg.ema_start >= cfg.steps and self.dist.is_main:
+            bar.write(f"ganforge: note: the EMA starts averaging after step {cfg.ema_start} (ema_start), this run "
+                      f"ends at step {cfg.steps}, so it samples G itself; --set ema_start=N to average earlier",
+                      file=sys.stderr)
         status = "completed"
         try:
             with self._sigint_saves(), trusted_labels():

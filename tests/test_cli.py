@@ -51,6 +51,8 @@ def test_train_then_sample(cli, tmp_path: Path) -> None:
                "--set", "log_every=4", "--loss", "hinge", "--set", "data.image_size=20")
     assert proc.returncode == 0, proc.stderr
     assert "trained to step 12" in proc.stdout
+    # The mlp recipe's EMA starts at step 5,000; a shorter run says it samples G itself.
+    assert "the EMA starts averaging after step 5000 (ema_start), this run ends at step 12" in proc.stderr
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["train"]["seed"] == 3 and saved["train"]["loss"] == "hinge" and saved["model"]["g_hidden"] == [32]
     assert saved["train"]["data"]["image_size"] == 20 and saved["resolved"]["data_shape"] == [1, 20, 20, None]
@@ -65,8 +67,9 @@ def test_train_then_sample(cli, tmp_path: Path) -> None:
 def test_train_reads_a_toml_config_and_flags_override_it(cli, tmp_path: Path) -> None:
     (tmp_path / "run.toml").write_text(
         'variant = "mlp"\nsteps = 4\nbatch_size = 16\nseed = 5\n[model]\ng_hidden = [16]\nd_hidden = [16]\n[data]\nname = "mnist5k"\n')
-    proc = cli("train", "--config", "run.toml", "--out", "r", "--seed", "6")
+    proc = cli("train", "--config", "run.toml", "--out", "r", "--seed", "6", "--set", "ema_start=2")
     assert proc.returncode == 0, proc.stderr
+    assert "EMA starts" not in proc.stderr
     saved = json.loads((tmp_path / "r" / "config.json").read_text())
     assert saved["train"]["seed"] == 6 and saved["train"]["steps"] == 4 and saved["model"]["g_hidden"] == [16]
 
