@@ -57,7 +57,7 @@ def cmd_variants(args: argparse.Namespace) -> int:
             {"name": e.name, "aliases": list(e.aliases), "plugin": e.plugin,
              "distribution": getattr(catalog.pm.ganforge_info.get(e.plugin), "distribution", None),
              "description": e.value.description,
-             "conditional": e.value.conditional, "default_loss": e.value.default_loss}
+             "conditional": e.value.conditional, "default_loss": e.value.default_loss, "recipe": dict(e.value.recipe)}
             for e in entries
         ], indent=2))
         return 0

@@ -33,8 +33,8 @@ def test_variants_lists_name_aliases_plugin_and_description(cli) -> None:
     mlp = next(r for r in rows if r.startswith("mlp "))
     assert mlp.split()[:4] == ["mlp", "gan,vanilla", "ganforge.builtin.mlp", "ganforge"]
     listed = json.loads(cli("variants", "--json").stdout)
-    assert {"name": "mlp", "aliases": ["gan", "vanilla"], "plugin": "ganforge.builtin.mlp"}.items() <= next(
-        v for v in listed if v["name"] == "mlp").items()
+    assert {"name": "mlp", "aliases": ["gan", "vanilla"], "plugin": "ganforge.builtin.mlp",
+            "recipe": {"ema": 0.999, "ema_start": 5000}}.items() <= next(v for v in listed if v["name"] == "mlp").items()
     schema = json.loads(cli("variants", "--options", "gan").stdout)
     assert schema["properties"]["latent_dim"]["default"] == 100 and schema["additionalProperties"] is False
 
