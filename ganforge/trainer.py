@@ -140,9 +140,12 @@ class Trainer:
             use_onednn_linears(self.discriminator)
         self.g_run: nn.Module = self.dist.wrap(self.generator)
         self.d_run: nn.Module = self.dist.wrap(self.discriminator)
+        # The gradient penalty differentiates D's input gradient again, which compiled code cannot.
+        self.d_penalty: nn.Module = self.d_run
         self.d_plain: nn.Module = self.discriminator
+        self.cuda_graphs = self.compiled and cuda and config.cuda_graphs
         if self.compiled:
-            mode = "reduce-overhead" if cuda and config.cuda_graphs else None
+            mode = "reduce-overhead" if self.cuda_graphs else None
             self.g_run, self.d_run = torch.compile(self.g_run, mode=mode), torch.compile(self.d_run, mode=mode)
             self.d_plain = torch.compile(self.discriminator, mode=mode)
 
@@ -260,6 +263,9 @@ class Trainer:
         """One generator update and ``n_critic`` discriminator updates; no host sync."""
         cfg = self.config
         b = cfg.batch_size
+        if self.cuda_graphs:
+            # Each step replays the captured graphs afresh; last step's graph outputs are no longer read.
+            torch.compiler.cudagraph_mark_step_begin()
         for i in range(cfg.n_critic):
             real, real_labels = self._next_batch()
             z, fake_labels = self._draw_fake_inputs(b)
@@ -270,7 +276,7 @@ class Trainer:
                 d_real, d_fake = self._score_real_and_fake(real, real_labels, fake.detach(), fake_labels)
                 d_loss = self.loss.d_loss(d_real, d_fake)
                 if cfg.gradient_penalty:
-                    penalty = gradient_penalty(self.d_run, real, fake, real_labels, generator=self.noise)
+                    penalty = gradient_penalty(self.d_penalty, real, fake, real_labels, generator=self.noise)
                     d_loss = d_loss + cfg.gradient_penalty * penalty
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
