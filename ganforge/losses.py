@@ -77,7 +77,7 @@ def gradient_penalty(
 ) -> torch.Tensor:
     """E[(||grad_x D(x_hat)||_2 - 1)^2] on random interpolates of real and fake (Gulrajani et al. 2017)."""
     alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=generator, dtype=real.dtype)
-    mixed = torch.lerp(real.detach(), fake.detach(), alpha).requires_grad_(True)
+    mixed = torch.lerp(real.detach(), fake.detach().to(real.dtype), alpha).requires_grad_(True)
     scores = discriminator(mixed, labels) if labels is not None else discriminator(mixed)
     (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
     return (grad.flatten(1).norm(2, dim=1) - 1.0).square().mean()

@@ -84,3 +84,5 @@ def test_gradient_penalty_of_a_linear_critic() -> None:
 
     real, fake = torch.randn(5, 1, 2, 2), torch.randn(5, 1, 2, 2)
     assert gradient_penalty(critic, real, fake).item() == pytest.approx((3.0 - 1.0) ** 2, rel=1e-5)
+    # Under bf16 autocast G's images arrive in bf16 beside fp32 real ones.
+    assert gradient_penalty(critic, real, fake.bfloat16()).item() == pytest.approx((3.0 - 1.0) ** 2, rel=1e-5)
