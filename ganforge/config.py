@@ -46,8 +46,10 @@ class TrainConfig(BaseModel):
     device: str = Field("auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto: bf16 autocast on CUDA devices that support it, fp32 elsewhere")
-    compile: bool | None = Field(None, description="torch.compile G and D; default: on for CUDA, off elsewhere")
+    compile: bool | None = Field(None, description="torch.compile G and D (off by default: it does not pay for these models)")
     cuda_graphs: bool = Field(False, description="with compile on CUDA, capture CUDA graphs (mode reduce-overhead)")
+    capture_step: bool | None = Field(
+        None, description="replay the whole training step as one CUDA graph; default: on for one-process CUDA runs without compile")
     onednn_linear: bool | None = Field(
         None, description="run fp32 Linear layers on oneDNN's AVX-512 kernels; default: on for x86 CPUs, without compile")
     channels_last: bool | None = Field(

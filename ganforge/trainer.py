@@ -36,8 +36,10 @@ from .errors import GanforgeError
 from .losses import gradient_penalty
 from .metrics.evaluate import Evaluation
 from .nn import Discriminator, Generator, trusted_labels
-from .onednn_linear import onednn_linear_available, use_onednn_linears
+from .onednn_linear import use_onednn_linears
 from .runs import RunDir, load_weights
+from .speed import resolve_speed
+from .step_graph import CapturedStep
 from .variant import DataShape, VariantSpec
 
 DEFAULT_EPOCHS = 20
@@ -121,21 +123,19 @@ class Trainer:
         # oneDNN and cuDNN run convolutions fastest on channels-last tensors (NHWC in memory).
         self.generator = generator.to(self.device, memory_format=self.memory_format)
         self.discriminator = discriminator.to(self.device, memory_format=self.memory_format)
-        # The fused kernels (CPU and CUDA) update every parameter in one pass instead of a dozen.
-        fused = self.device.type in ("cpu", "cuda")
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.lr_g, betas=self.betas, fused=fused)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.lr_d, betas=self.betas, fused=fused)
         # Without batch statistics in D, one forward over real and fake together is the same function
         # as two forwards, and bigger matrix products run faster.
         self.joint_d_forward = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.discriminator.modules())
         self.ema = EMA(self.generator, config.ema, config.ema_start) if config.ema else None
         self._d_params = list(self.discriminator.parameters())
-        cuda = self.device.type == "cuda"
-        self.precision = config.precision if config.precision != "auto" else (
-            "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32")
-        self.compiled = cuda if config.compile is None else config.compile
-        self.onednn_linear = self._use_onednn_linear(config.onednn_linear)
-        if self.onednn_linear:
+        self.speed = resolve_speed(config, self.device, self.dist.world_size)
+        # Fused kernels (CPU and CUDA) update every parameter in one pass instead of a dozen;
+        # capturable keeps Adam's step count on the device, as a captured step needs.
+        fused = self.device.type in ("cpu", "cuda")
+        adam = {"betas": self.betas, "fused": fused, "capturable": self.speed.capture_step}
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.lr_g, **adam)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.lr_d, **adam)
+        if self.speed.onednn_linear:
             use_onednn_linears(self.generator)
             use_onednn_linears(self.discriminator)
         self.g_run: nn.Module = self.dist.wrap(self.generator)
@@ -143,9 +143,8 @@ class Trainer:
         # The gradient penalty differentiates D's input gradient again, which compiled code cannot.
         self.d_penalty: nn.Module = self.d_run
         self.d_plain: nn.Module = self.discriminator
-        self.cuda_graphs = self.compiled and cuda and config.cuda_graphs
-        if self.compiled:
-            mode = "reduce-overhead" if self.cuda_graphs else None
+        if self.speed.compile:
+            mode = "reduce-overhead" if self.speed.cuda_graphs else None
             self.g_run, self.d_run = torch.compile(self.g_run, mode=mode), torch.compile(self.d_run, mode=mode)
             self.d_plain = torch.compile(self.discriminator, mode=mode)
 
@@ -157,10 +156,18 @@ class Trainer:
         )
         self.noise = torch.Generator(device=self.device).manual_seed(config.seed + 7919 * (self.dist.rank + 1))
         self.step = 0
-        self._perm: torch.Tensor | None = None
-        self._perm_epoch = -1
+        # A step's batches are gathered at a device-side offset into the permutations of the epochs
+        # it reaches (each cut to whole batches, so consecutive batches lie end to end), so the same
+        # device work serves every step and a captured CUDA graph can replay it.
+        used = self.steps_per_epoch * config.batch_size
+        self._order_epochs = 1 + math.ceil((config.n_critic - 1) / self.steps_per_epoch)
+        self._order = torch.empty(self._order_epochs * used, dtype=torch.long, device=self.device)
+        self._order_first_epoch = -1
+        self._batch_offset = torch.zeros((), dtype=torch.long, device=self.device)
+        self._batch_positions = torch.arange(config.n_critic * config.batch_size, device=self.device).view(config.n_critic, -1)
         self._batch_cursor = 0
         self._stop_requested = False
+        self._captured = CapturedStep(self._device_step, [self.noise]) if self.speed.capture_step else None
 
         # Rank 0 names the run, so a default name with a timestamp is the same on every rank.
         path = run_dir or config.out or Path("runs") / f"{self.spec.name}-{datetime.now():%Y%m%d-%H%M%S}"
@@ -186,17 +193,6 @@ class Trainer:
         z = torch.randn(n, self.generator.latent_dim, generator=g)
         return z.to(self.device), None, max(1, int(math.sqrt(n)))
 
-    def _use_onednn_linear(self, asked: bool | None) -> bool:
-        on_cpu = self.device.type == "cpu" and onednn_linear_available()
-        if asked and not on_cpu:
-            raise GanforgeError(
-                f"onednn_linear needs an x86 CPU device and a PyTorch build with oneDNN; this run is on {self.device} "
-                f"({platform.machine()}); drop --set onednn_linear=true"
-            )
-        if asked and self.compiled:
-            raise GanforgeError("onednn_linear and --compile do not combine (inductor picks its own kernels); drop one of them")
-        return (on_cpu and not self.compiled) if asked is None else bool(asked)
-
     def describe(self) -> dict[str, Any]:
         """Everything needed to rebuild this run, as written to config.json."""
         return {
@@ -215,24 +211,33 @@ class Trainer:
                 "steps_per_epoch": self.steps_per_epoch,
                 "world_size": self.dist.world_size,
                 "device": str(self.device),
-                "precision": self.precision,
-                "compile": self.compiled,
+                "precision": self.speed.precision,
+                "compile": self.speed.compile,
+                "cuda_graphs": self.speed.cuda_graphs,
+                "capture_step": self.speed.capture_step,
                 "channels_last": self.memory_format == torch.channels_last,
-                "onednn_linear": self.onednn_linear,
+                "onednn_linear": self.speed.onednn_linear,
             },
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "ganforge": __version__},
         }
 
     # ----------------------------------------------------------------------------- data and noise
-    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        epoch, index = divmod(self._batch_cursor, self.steps_per_epoch)
-        if epoch != self._perm_epoch:
-            perm = _epoch_permutation(self.config.seed, epoch, len(self.images))
-            self._perm = self.dist.shard(perm).to(self.device)
-            self._perm_epoch = epoch
-        self._batch_cursor += 1
-        b = self.config.batch_size
-        idx = self._perm[index * b:(index + 1) * b]  # type: ignore[index]
+    def _place_batches(self) -> None:
+        """Point this step's batches at the next ``n_critic`` batches of the data order (host side, no sync)."""
+        b, spe = self.config.batch_size, self.steps_per_epoch
+        epoch = self._batch_cursor // spe
+        if epoch != self._order_first_epoch:
+            used = spe * b
+            orders = [self.dist.shard(_epoch_permutation(self.config.seed, e, len(self.images)))[:used]
+                      for e in range(epoch, epoch + self._order_epochs)]
+            self._order.copy_(torch.cat(orders))
+            self._order_first_epoch = epoch
+        self._batch_offset.fill_((self._batch_cursor - epoch * spe) * b)
+        self._batch_cursor += self.config.n_critic
+
+    def _batch(self, i: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The step's ``i``-th real batch, normalised to [-1, 1], and its labels for conditional variants."""
+        idx = self._order.index_select(0, self._batch_positions[i] + self._batch_offset)
         real = self.images.index_select(0, idx).to(memory_format=self.memory_format).float().div_(127.5).sub_(1.0)
         labels = self.labels.index_select(0, idx) if self.spec.conditional else None  # type: ignore[union-attr]
         return real, labels
@@ -246,8 +251,9 @@ class Trainer:
         return z, None
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        if self.speed.precision == "bf16":
+            # A captured graph cannot hold autocast's cache of cast weights (PyTorch's CUDA graph notes).
+            return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=not self.speed.capture_step)
         return contextlib.nullcontext()
 
     # ----------------------------------------------------------------------------- one step
@@ -261,13 +267,25 @@ class Trainer:
 
     def train_step(self) -> None:
         """One generator update and ``n_critic`` discriminator updates; no host sync."""
+        self._place_batches()
+        if self._captured is not None:
+            self._captured()
+        else:
+            if self.speed.cuda_graphs:
+                # Each step replays the compiled graphs afresh; last step's graph outputs are no longer read.
+                torch.compiler.cudagraph_mark_step_begin()
+            self._device_step()
+        self.step += 1
+        if self.ema is not None:
+            self.ema.update(self.step)
+        self._count += 1
+
+    def _device_step(self) -> None:
+        """The step's device work, the same whether run directly or captured as a CUDA graph."""
         cfg = self.config
         b = cfg.batch_size
-        if self.cuda_graphs:
-            # Each step replays the captured graphs afresh; last step's graph outputs are no longer read.
-            torch.compiler.cudagraph_mark_step_begin()
         for i in range(cfg.n_critic):
-            real, real_labels = self._next_batch()
+            real, real_labels = self._batch(i)
             z, fake_labels = self._draw_fake_inputs(b)
             last = i == cfg.n_critic - 1
             with self._autocast(), torch.set_grad_enabled(last):
@@ -291,11 +309,7 @@ class Trainer:
         self.opt_g.step()
         for p in self._d_params:
             p.requires_grad_(True)
-        self.step += 1
-        if self.ema is not None:
-            self.ema.update(self.step)
         self._sums += torch.stack([d_loss.detach(), g_loss.detach(), d_real.detach().mean(), d_fake.detach().mean()])
-        self._count += 1
 
     # ----------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:

@@ -90,6 +90,8 @@ def test_train_reads_a_toml_config_and_flags_override_it(cli, tmp_path: Path) ->
         (["train", "mlp", "--data", "image-folder"], "needs --data-dir"),
         pytest.param(["train", "mlp", "--device", "cuda"], "CUDA is not available",
                      marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
+        pytest.param(["train", "mlp", "--set", "capture_step=true"], "capture_step replays CUDA graphs; this run is on cpu",
+                     marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
         (["train", "mlp", "--batch-size", "6000"], "larger than the 5000 images"),
         (["train", "mlp", "--config", "nope.toml"], "nope.toml: no such file"),
         (["train"], "name a variant"),

@@ -1,4 +1,5 @@
-"""The CUDA path: its defaults, every speed flag training correctly, no host sync inside a step, exact resume.
+"""The CUDA path: its defaults, every speed flag training correctly, no host sync inside a step, a captured
+step computing what the eager one does, exact resume.
 
 Skipped where PyTorch sees no CUDA device (CI has none); run on a GPU machine with
 ``pytest tests/test_cuda.py``.
@@ -19,22 +20,26 @@ from ganforge.trainer import Trainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
-SETTINGS = {  # what the user passes: --precision, --compile / --no-compile, --set cuda_graphs=true
-    "fp32": {"precision": "fp32", "compile": False},
-    "bf16": {"precision": "bf16", "compile": False},
+SETTINGS = {  # what the user passes: --precision, --compile, --set cuda_graphs=true, --set capture_step=...
+    "fp32": {"precision": "fp32", "capture_step": False},
+    "bf16": {"precision": "bf16", "capture_step": False},
+    "fp32+capture": {"precision": "fp32", "capture_step": True},
+    "bf16+capture": {"precision": "bf16", "capture_step": True},
     "bf16+compile": {"precision": "bf16", "compile": True},
     "bf16+compile+graphs": {"precision": "bf16", "compile": True, "cuda_graphs": True},
 }
+WGAN_GP = {"loss": "wasserstein", "gradient_penalty": 10.0, "n_critic": 2}
 
 
-def test_cuda_runs_default_to_bf16_autocast_compile_and_fused_adam(tmp_path: Path) -> None:
+def test_a_cuda_run_keeps_its_data_on_the_device_and_captures_its_step(tmp_path: Path) -> None:
     for variant, channels_last in (("mlp", False), ("dcgan", True)):
         trainer = Trainer(TrainConfig(variant=variant, steps=1, device="cuda", out=tmp_path / variant))
         resolved = trainer.describe()["resolved"]
-        assert resolved["device"].startswith("cuda") and resolved["compile"] is True
+        assert resolved["device"].startswith("cuda") and resolved["capture_step"] is True
         assert resolved["precision"] == ("bf16" if torch.cuda.is_bf16_supported() else "fp32")
         assert resolved["channels_last"] is channels_last
-        assert trainer.opt_g.defaults["fused"] and trainer.opt_d.defaults["fused"]
+        for opt in (trainer.opt_g, trainer.opt_d):
+            assert opt.defaults["fused"] and opt.defaults["capturable"]
         assert trainer.images.is_cuda  # the whole data set lives on the device
 
 
@@ -57,12 +62,14 @@ class SyncWatch:
             torch.cuda.set_sync_debug_mode("default")
 
 
-@pytest.mark.parametrize(("variant", "setting"), [
-    *(("mlp", s) for s in SETTINGS),
-    ("dcgan", "bf16"), ("dcgan", "bf16+compile+graphs"),
-    ("cgan", "bf16"), ("cgan", "bf16+compile+graphs"),
+@pytest.mark.parametrize(("variant", "setting", "extra"), [
+    *(("mlp", s, {}) for s in SETTINGS),
+    ("mlp", "fp32+capture", WGAN_GP), ("mlp", "bf16+capture", WGAN_GP),
+    ("dcgan", "bf16", {}), ("dcgan", "bf16+capture", {}), ("dcgan", "bf16+compile+graphs", {}),
+    ("cgan", "bf16", {}), ("cgan", "bf16+capture", {}), ("cgan", "bf16+compile+graphs", {}),
+    ("cdcgan", "bf16+capture", {}),
 ])
-def test_every_setting_trains_without_a_host_sync_per_step(tmp_path: Path, variant: str, setting: str) -> None:
+def test_every_setting_trains_without_a_host_sync_per_step(tmp_path: Path, variant: str, setting: str, extra: dict) -> None:
     # Steps 6 to 29 run under sync-debug "error": a .item(), a device-to-host copy or a
     # synchronising kernel anywhere in the loop's per-step path raises. The first steps may sync
     # (compilation, CUDA-graph capture), and so may the log at the end.
@@ -70,7 +77,7 @@ def test_every_setting_trains_without_a_host_sync_per_step(tmp_path: Path, varia
     pm = make_plugin_manager()
     pm.register(watch, name="syncwatch")
     config = TrainConfig(variant=variant, steps=30, batch_size=32, device="cuda", log_every=1000, sample_every=1000,
-                         checkpoint_every=1000, out=tmp_path / "run", **SETTINGS[setting])
+                         checkpoint_every=1000, out=tmp_path / "run", **SETTINGS[setting], **extra)
     try:
         result = train(config, load_catalog(pm))
     finally:
@@ -82,14 +89,33 @@ def test_every_setting_trains_without_a_host_sync_per_step(tmp_path: Path, varia
     assert all(moved), "every generator weight should have been trained"
     images, labels = loaded.sample(64)
     assert images.is_cuda and torch.isfinite(images).all() and images.abs().max() <= 1
-    assert (labels is not None) == (variant == "cgan")
+    assert (labels is not None) == (variant in ("cgan", "cdcgan"))
     assert RunDir(result.run_dir).read_config()["resolved"]["precision"] == SETTINGS[setting]["precision"]
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_resuming_on_cuda_continues_exactly(tmp_path: Path, precision: str) -> None:
-    settings = {"variant": "mlp", "batch_size": 32, "device": "cuda", "precision": precision, "compile": False,
-                "ema": 0.9, "ema_start": 10, "log_every": 5, "checkpoint_every": 10}
+@pytest.mark.parametrize("variant", ["mlp", "dcgan", "cgan"])
+def test_a_captured_step_trains_like_the_eager_one(tmp_path: Path, variant: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The same kernels in the same order with the same random numbers: the graph changes when they
+    # launch, not what they compute. cuDNN's default convolution algorithms need not be
+    # deterministic, which would make two eager runs differ too.
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    runs = {}
+    for capture in (False, True):
+        runs[capture] = train(TrainConfig(variant=variant, steps=12, batch_size=32, device="cuda", precision="fp32",
+                                          capture_step=capture, out=tmp_path / str(capture)))
+    eager, captured = (RunDir(runs[c].run_dir).load_checkpoint("last") for c in (False, True))
+    for key in ("generator", "discriminator"):
+        for name, value in eager[key].items():
+            torch.testing.assert_close(captured[key][name], value, rtol=1e-4, atol=1e-5,
+                                       msg=lambda m, where=f"{key}.{name}": f"{where}: {m}")
+
+
+@pytest.mark.parametrize("setting", ["fp32", "bf16", "fp32+capture", "bf16+capture"])
+def test_resuming_on_cuda_continues_exactly(tmp_path: Path, setting: str) -> None:
+    # A resumed captured run replays from step 19 (three eager warm-up steps after the resume), the
+    # straight one from step 4: the weights still agree bit for bit.
+    settings = {"variant": "mlp", "batch_size": 32, "device": "cuda", "ema": 0.9, "ema_start": 10, "log_every": 5,
+                "checkpoint_every": 10, **SETTINGS[setting]}
     straight = train(TrainConfig(steps=30, out=tmp_path / "a", **settings))
     half = train(TrainConfig(steps=15, out=tmp_path / "b", **settings))
     resumed = resume(half.run_dir, steps=30)

@@ -1,0 +1,64 @@
+"""Which speed settings a run uses: the user's choices, and defaults by device where they left them unset.
+
+Kept apart from the trainer so the defaults for a CUDA machine can be checked on one without CUDA.
+The CUDA defaults follow the figures in docs/performance.md (an H200): these models are small enough
+that a GPU step is bound by launching kernels, so replaying the whole step as one CUDA graph pays
+most, and torch.compile, whose per-call overhead outweighs its fused kernels here, is off.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+
+import torch
+
+from .config import TrainConfig
+from .errors import GanforgeError
+from .onednn_linear import onednn_linear_available
+
+
+@dataclass(frozen=True)
+class Speed:
+    """The resolved settings, as recorded under ``resolved`` in a run's config.json."""
+
+    precision: str
+    compile: bool
+    cuda_graphs: bool
+    capture_step: bool
+    onednn_linear: bool
+
+
+def resolve_speed(config: TrainConfig, device: torch.device, world_size: int = 1, *,
+                  bf16_supported: bool | None = None, onednn_available: bool | None = None) -> Speed:
+    """Resolve ``config``'s speed settings for ``device``; a combination that cannot work is a GanforgeError."""
+    cuda = device.type == "cuda"
+    if bf16_supported is None:
+        bf16_supported = cuda and torch.cuda.is_bf16_supported()
+    if onednn_available is None:
+        onednn_available = onednn_linear_available()
+    precision = config.precision if config.precision != "auto" else ("bf16" if cuda and bf16_supported else "fp32")
+
+    if config.capture_step and not cuda:
+        raise GanforgeError(f"capture_step replays CUDA graphs; this run is on {device}; drop --set capture_step=true")
+    if config.capture_step and world_size > 1:
+        raise GanforgeError("capture_step does not run under torchrun (DDP's all-reduce is not captured); "
+                            "drop --set capture_step=true")
+    if config.capture_step and config.compile:
+        raise GanforgeError("capture_step and --compile do not combine (compile graphs its own modules: "
+                            "--compile --set cuda_graphs=true); drop one of them")
+    capture_step = config.capture_step if config.capture_step is not None else (
+        cuda and world_size == 1 and not config.compile)
+    compile_ = bool(config.compile)
+    cuda_graphs = compile_ and cuda and config.cuda_graphs
+
+    on_x86_cpu = device.type == "cpu" and onednn_available
+    if config.onednn_linear and not on_x86_cpu:
+        raise GanforgeError(
+            f"onednn_linear needs an x86 CPU device and a PyTorch build with oneDNN; this run is on {device} "
+            f"({platform.machine()}); drop --set onednn_linear=true"
+        )
+    if config.onednn_linear and compile_:
+        raise GanforgeError("onednn_linear and --compile do not combine (inductor picks its own kernels); drop one of them")
+    onednn = (on_x86_cpu and not compile_) if config.onednn_linear is None else bool(config.onednn_linear)
+    return Speed(precision, compile_, cuda_graphs, capture_step, onednn)

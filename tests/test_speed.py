@@ -1,0 +1,48 @@
+"""Which speed settings a run resolves to, per device, and the combinations refused with a clear error."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ganforge import GanforgeError, TrainConfig
+from ganforge.speed import Speed, resolve_speed
+
+CUDA, CPU = torch.device("cuda"), torch.device("cpu")
+
+
+def speed(device: torch.device, world_size: int = 1, *, bf16: bool = True, onednn: bool = True, **settings) -> Speed:
+    return resolve_speed(TrainConfig(variant="mlp", **settings), device, world_size,
+                         bf16_supported=bf16, onednn_available=onednn)
+
+
+def test_one_cuda_process_defaults_to_bf16_and_a_captured_step_without_compile() -> None:
+    assert speed(CUDA) == Speed(precision="bf16", compile=False, cuda_graphs=False, capture_step=True, onednn_linear=False)
+    assert speed(CUDA, bf16=False).precision == "fp32"
+    assert speed(CUDA, precision="fp32").precision == "fp32"
+
+
+def test_under_torchrun_or_with_compile_the_step_is_not_captured() -> None:
+    assert not speed(CUDA, world_size=2).capture_step
+    compiled = speed(CUDA, compile=True, cuda_graphs=True)
+    assert compiled.compile and compiled.cuda_graphs and not compiled.capture_step
+    assert not speed(CUDA, capture_step=False).capture_step
+
+
+def test_cpu_defaults_to_fp32_and_onednn_linear_where_available() -> None:
+    assert speed(CPU) == Speed(precision="fp32", compile=False, cuda_graphs=False, capture_step=False, onednn_linear=True)
+    assert not speed(CPU, onednn=False).onednn_linear
+    assert not speed(CPU, compile=True).onednn_linear
+    assert not speed(CPU, compile=True, cuda_graphs=True).cuda_graphs  # CUDA graphs need CUDA
+
+
+@pytest.mark.parametrize(("device", "world_size", "settings", "message"), [
+    (CPU, 1, {"capture_step": True}, "capture_step replays CUDA graphs; this run is on cpu"),
+    (CUDA, 2, {"capture_step": True}, "capture_step does not run under torchrun"),
+    (CUDA, 1, {"capture_step": True, "compile": True}, "capture_step and --compile do not combine"),
+    (CUDA, 1, {"onednn_linear": True}, "onednn_linear needs an x86 CPU device"),
+    (CPU, 1, {"onednn_linear": True, "compile": True}, "onednn_linear and --compile do not combine"),
+])
+def test_impossible_combinations_are_refused(device: torch.device, world_size: int, settings: dict, message: str) -> None:
+    with pytest.raises(GanforgeError, match=message):
+        speed(device, world_size, **settings)
