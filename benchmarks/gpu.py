@@ -1,10 +1,11 @@
-"""Images per second on one CUDA GPU: mlp and dcgan at batch 64 and 1024, with and without
-torch.compile (and CUDA graphs) and bf16, against the seed-style reference loop on the same GPU.
+"""Images per second on one CUDA GPU: mlp and dcgan at batch 64 and 1024, eager, with the whole step
+captured as a CUDA graph, and with torch.compile (with and without its CUDA graphs), in fp32 and bf16,
+against the seed-style reference loop on the same GPU.
 
     python benchmarks/gpu.py            # about five minutes on an H100/H200-class GPU
 
 Each ganforge cell is the median of the loop's own images/s over its log windows, leaving out the
-first two (compilation and CUDA-graph capture happen there). Writes the table to stdout; docs/performance.md records what it printed.
+first two (compilation, warm-up and CUDA-graph capture happen there). Writes the table to stdout; docs/performance.md records what it printed.
 """
 
 from __future__ import annotations
@@ -26,21 +27,24 @@ from throughput import reference_rate  # noqa: E402
 from ganforge import TrainConfig, train  # noqa: E402
 from ganforge.runs import RunDir  # noqa: E402
 
-SETTINGS = [  # (label, precision, compile, cuda_graphs)
-    ("fp32", "fp32", False, False),
-    ("bf16", "bf16", False, False),
-    ("bf16+compile", "bf16", True, False),
-    ("bf16+compile+graphs", "bf16", True, True),
+SETTINGS = [  # (label, precision, compile, cuda_graphs, capture_step), cheapest to measure first
+    ("fp32", "fp32", False, False, False),
+    ("bf16", "bf16", False, False, False),
+    ("fp32+capture", "fp32", False, False, True),
+    ("bf16+capture", "bf16", False, False, True),
+    ("bf16+compile", "bf16", True, False, False),
+    ("bf16+compile+graphs", "bf16", True, True, False),
 ]
 
 
-def steady_rate(variant: str, batch: int, steps: int, precision: str, compile_: bool, graphs: bool, workdir: Path) -> float:
-    out = workdir / f"{variant}-{batch}-{precision}-{compile_}-{graphs}"
+def steady_rate(variant: str, batch: int, steps: int, precision: str, compile_: bool, graphs: bool, capture: bool,
+                workdir: Path) -> float:
+    out = workdir / f"{variant}-{batch}-{precision}-{compile_}-{graphs}-{capture}"
     # Each compiled fit starts from nothing, as a user's own process would (no graphs reused from
     # another batch size, which would make dynamo trace with dynamic shapes).
     torch._dynamo.reset()
     train(TrainConfig(variant=variant, steps=steps, batch_size=batch, precision=precision, compile=compile_,
-                      cuda_graphs=graphs, device="cuda", log_every=max(1, steps // 10), checkpoint_every=10**9,
+                      cuda_graphs=graphs, capture_step=capture, device="cuda", log_every=max(1, steps // 10), checkpoint_every=10**9,
                       sample_every=10**9, out=out))
     rates = sorted(r["images_per_s"] for r in RunDir(out).read_metrics()[2:])
     return rates[len(rates) // 2]
@@ -71,14 +75,14 @@ def main() -> None:
             rows[variant, batch].append(f"{variant:8} {batch:5d} {'seed reference (fp32)':22} {ref:10.0f} {1.0:10.2f}x")
             print(rows[variant, batch][-1], flush=True)
         # Cheapest settings first, across every cell, so that a cut-short run still has the main figures.
-        for label, precision, compile_, graphs in SETTINGS:
+        for label, precision, compile_, graphs, capture in SETTINGS:
             if label not in args.settings:
                 continue
             for variant, batch in cells:
                 ref = refs[variant, batch]
                 try:
                     steps = max(200, int(ref * args.seconds * (3 if variant == "mlp" else 2) / batch))
-                    rate = steady_rate(variant, batch, steps, precision, compile_, graphs, Path(tmp))
+                    rate = steady_rate(variant, batch, steps, precision, compile_, graphs, capture, Path(tmp))
                     row = f"{variant:8} {batch:5d} {label:22} {rate:10.0f} {rate / ref:10.2f}x"
                 except Exception as exc:  # noqa: BLE001 - a failing setting is a result too
                     row = f"{variant:8} {batch:5d} {label:22} failed: {type(exc).__name__}: {str(exc)[:80]}"
