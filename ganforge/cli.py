@@ -251,7 +251,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         # One row per class: the count is rounded to a whole number of images per class.
         per_row = max(1, round(args.n / classes))
         n = per_row * classes
-    images, labels = loaded.sample(n, labels=labels, seed=args.seed)
+    images, labels = loaded.sample(n, labels=labels, seed=args.seed, truncation=args.truncation)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if kind == ".png":
         save_image(images.float(), args.out, nrow=per_row, normalize=True, value_range=(-1, 1))
@@ -283,7 +283,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     dataset = catalog.datasets.get(data_config.name)
     evaluation = Evaluation(dataset, dataset.load(data_config), [e.value for e in catalog.metrics], args.n,
                             args.seed, loaded.device, args.inception_weights)
-    figures = {"checkpoint": str(args.checkpoint), "step": loaded.step, **evaluation.run(loaded.generator)}
+    figures = {"checkpoint": str(args.checkpoint), "step": loaded.step, "truncation": args.truncation,
+               **evaluation.run(loaded.generator, truncation=args.truncation)}
     (loaded.run.path / "eval.json").write_text(json.dumps(figures, indent=2) + "\n")
     rows = [[k, f"{v:.4f}" if isinstance(v, float) else str(v)] for k, v in figures.items()]
     print(_table(rows, ["METRIC", "VALUE"]))
@@ -292,6 +293,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- parser
+TRUNCATION_HELP = "redraw latent entries beyond +-T (truncation trick): more typical images, less variety"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -346,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="last", help="last, best or a step number")
     p.add_argument("--class", dest="class_", type=int, help="draw only this class (conditional variants)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--truncation", type=float, metavar="T", help=TRUNCATION_HELP)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_sample)
 
@@ -359,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=5000, help="samples, and reference images (default 5000)")
     p.add_argument("--checkpoint", default="last", help="last, best or a step number")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--truncation", type=float, metavar="T", help=TRUNCATION_HELP)
     p.add_argument("--device", default="auto")
     p.add_argument("--inception-weights", type=Path, help="Inception-v3 weights for colour data sets")
     p.set_defaults(func=cmd_eval)

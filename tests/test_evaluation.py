@@ -12,10 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from ganforge import DataShape, Generator, TrainConfig, VariantSpec, hookimpl, load_catalog, train
+from ganforge import DataShape, GanforgeError, Generator, TrainConfig, VariantSpec, hookimpl, load_catalog, train
 from ganforge.builtin.mlp import MLPConfig, MLPDiscriminator
 from ganforge.config import DataConfig
 from ganforge.data import load_mnist5k
+from ganforge.nn import truncated_latent
 from ganforge.plugins import make_plugin_manager
 from ganforge.runs import RunDir
 
@@ -54,6 +55,34 @@ def test_eval_command_prints_a_table_and_writes_eval_json(cli, evaluated_run: Pa
     assert figures["checkpoint"] == "best" and figures["n"] == 300 and figures["evaluator"] == "mnist-cnn"
     assert "fid" in proc.stdout and figures["fid"] > 0
     assert "--n 10" in cli("eval", str(evaluated_run), "--n", "10").stderr
+
+
+def test_truncated_latent_redraws_entries_beyond_the_threshold() -> None:
+    model = load_catalog().variants.get("mlp").build_generator(MLPConfig(g_hidden=(8,)), DataShape(1, 28, 28))
+    z = truncated_latent(model, 500, 0.5, generator=torch.Generator().manual_seed(0))
+    assert z.shape == (500, 100) and z.abs().max() <= 0.5
+    assert torch.equal(z, truncated_latent(model, 500, 0.5, generator=torch.Generator().manual_seed(0)))
+    # N(0, 1) truncated to [-a, a] has variance 1 - 2a pdf(a) / (2 cdf(a) - 1): std 0.2838 at a = 0.5
+    # (clamping instead of redrawing would pile values on +-0.5, std about 0.45).
+    a = torch.tensor(0.5, dtype=torch.float64)
+    normal = torch.distributions.Normal(0.0, 1.0)
+    expected = (1 - 2 * a * normal.log_prob(a).exp() / (2 * normal.cdf(a) - 1)).sqrt()
+    assert z.double().std().item() == pytest.approx(expected.item(), rel=0.02)
+    with pytest.raises(GanforgeError, match="give a positive threshold"):
+        truncated_latent(model, 5, 0.0)
+    with pytest.raises(GanforgeError, match="too few draws"):
+        truncated_latent(model, 5, 1e-9, max_rounds=3)
+
+
+def test_eval_and_sample_take_a_truncation(cli, evaluated_run: Path, tmp_path: Path) -> None:
+    proc = cli("eval", str(evaluated_run), "--n", "300", "--truncation", "1.0")
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads((evaluated_run / "eval.json").read_text())
+    assert figures["truncation"] == 1.0 and figures["n"] == 300
+    proc = cli("sample", str(evaluated_run), "--n", "4", "--truncation", "0.5", "--out", str(tmp_path / "s.npz"))
+    assert proc.returncode == 0, proc.stderr
+    bad = cli("sample", str(evaluated_run), "--truncation", "-1")
+    assert bad.returncode == 2 and bad.stderr.strip() == "ganforge: error: --truncation -1.0: give a positive threshold (1.0 keeps about 68% of N(0, 1) draws)"
 
 
 @pytest.mark.parametrize("suffix", [".npz", ".pt"])
