@@ -6,13 +6,16 @@ size every few hundred steps gives one that draws grey blurs (docs/benchmarks.md
 1,560 steps scores cFID 2,603 from its average, 189 from G itself). So, as in BigGAN and StudioGAN,
 the average only starts at step ``start``; until then it is a copy of G.
 
-One fused ``lerp`` (or copy) over all parameters per step and no host sync (torch's AveragedModel
-reads a device counter every step, which stalls a CUDA stream).
+One fused ``lerp`` over all parameters per step and no host sync (torch's AveragedModel reads a
+device counter every step, which stalls a CUDA stream). Before its start the copy of G is taken
+only when something reads the average (``synced``, ``state_dict``) and at the start itself: copying
+G's weights every step cost 0.27 ms of a 5.9 ms mlp step on this project's CPU.
 """
 
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,6 +29,7 @@ class EMA(nn.Module):
         self.module = copy.deepcopy(model).requires_grad_(False)
         self.decay = decay
         self.start = start
+        self._behind = False  # before the start: the model has moved since the last copy
         # Plain lists, not a module attribute (which would enter the state dict); collected once,
         # because walking the module tree every step costs more than the update itself on small models.
         # The Parameter objects themselves (not detached views), so they stay valid if the model's
@@ -37,16 +41,37 @@ class EMA(nn.Module):
 
     @torch.no_grad()
     def update(self, step: int) -> None:
-        """Fold in the model's weights after training step ``step`` (1 for the first): copy them up to ``start``.
+        """Fold in the model's weights after training step ``step`` (1 for the first): up to ``start``
+        the average is the model itself.
 
         The step comes from the trainer rather than a counter of this object's own, so a resumed run,
         which restores the step, continues the same average.
         """
-        mine, theirs, own_buffers, their_buffers = self._pairs
-        if step <= self.start:
-            torch._foreach_copy_(mine, theirs)
+        if step < self.start:
+            self._behind = True
+        elif step == self.start:
+            self._copy()
         else:
+            mine, theirs, own_buffers, their_buffers = self._pairs
             torch._foreach_lerp_(mine, theirs, 1.0 - self.decay)
-        # Buffers (batch-norm statistics) are already running averages: take the model's.
+            # Buffers (batch-norm statistics) are already running averages: take the model's.
+            if own_buffers:
+                torch._foreach_copy_(own_buffers, their_buffers)
+
+    def synced(self) -> nn.Module:
+        """The averaged model, up to date: what samples are drawn from."""
+        if self._behind:
+            self._copy()
+        return self.module
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> Any:
+        self.synced()
+        return super().state_dict(*args, **kwargs)
+
+    @torch.no_grad()
+    def _copy(self) -> None:
+        mine, theirs, own_buffers, their_buffers = self._pairs
+        torch._foreach_copy_(mine, theirs)
         if own_buffers:
             torch._foreach_copy_(own_buffers, their_buffers)
+        self._behind = False

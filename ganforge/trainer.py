@@ -360,7 +360,7 @@ class Trainer:
 
     def sampling_generator(self) -> nn.Module:
         """The generator to draw samples from: the EMA copy when there is one."""
-        return self.ema.module if self.ema is not None else self.generator
+        return self.ema.synced() if self.ema is not None else self.generator
 
     # ----------------------------------------------------------------------------- the loop
     def fit(self) -> TrainResult:

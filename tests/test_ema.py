@@ -26,7 +26,8 @@ def test_the_average_copies_the_model_until_its_start_then_moves_by_one_minus_de
         ema.update(step)
         w = model.weight.detach()
         expected = w.clone() if step <= 3 else 0.9 * expected + 0.1 * w
-        torch.testing.assert_close(ema.module.weight, expected, rtol=0, atol=1e-6)
+        torch.testing.assert_close(ema.synced().weight, expected, rtol=0, atol=1e-6)
+        torch.testing.assert_close(ema.state_dict()["module.weight"], expected, rtol=0, atol=1e-6)
 
 
 def record_generator_weights(seen: list[torch.Tensor]) -> object:
