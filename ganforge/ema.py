@@ -65,6 +65,7 @@ class EMA(nn.Module):
         return self.module
 
     def state_dict(self, *args: Any, **kwargs: Any) -> Any:
+        """The up-to-date average's state, so a checkpoint never holds a stale copy."""
         self.synced()
         return super().state_dict(*args, **kwargs)
 
