@@ -334,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="auto (default): bf16 on CUDA GPUs that support it")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="torch.compile G and D (default: on for CUDA, off elsewhere)")
+                   help="torch.compile G and D (default: off; on one CUDA process the whole step is "
+                        "captured as a CUDA graph instead, --set capture_step=false to turn that off)")
     p.add_argument("--logger", action="append", dest="loggers", choices=["tensorboard"],
                    help="also log to TensorBoard (RUN_DIR/tensorboard)")
     p.add_argument("--config", type=Path, metavar="FILE.toml", help="settings file; flags override it")
