@@ -95,20 +95,22 @@ class Generator(_Contract):
         return torch.randn(batch, self.latent_dim, device=device, generator=generator)
 
 
-def truncated_latent(model: Generator, n: int, threshold: float, *, device: torch.device | str | None = None,
-                     generator: torch.Generator | None = None, max_rounds: int = 1000) -> torch.Tensor:
-    """``n`` codes from ``model``'s prior with every entry within [-threshold, threshold], by redrawing
-    the entries beyond it (the truncation trick, Brock et al. 2019): images nearer the prior's centre
-    look more typical of their class and vary less, so fidelity rises as diversity falls."""
-    if not threshold > 0:
-        raise GanforgeError(f"--truncation {threshold}: give a positive threshold (1.0 keeps about 68% of N(0, 1) draws)")
+def draw_latent(model: Generator, n: int, truncation: float | None = None, *, device: torch.device | str | None = None,
+                generator: torch.Generator | None = None, max_rounds: int = 1000) -> torch.Tensor:
+    """``n`` codes from ``model``'s prior; with ``truncation`` T, every entry within [-T, T], by
+    redrawing the entries beyond it (the truncation trick, Brock et al. 2019): images nearer the
+    prior's centre look more typical of their class and vary less, so fidelity rises as diversity falls."""
+    if truncation is not None and not truncation > 0:
+        raise GanforgeError(f"--truncation {truncation}: give a positive threshold (1.0 keeps about 68% of N(0, 1) draws)")
     z = model.sample_latent(n, device=device, generator=generator)
+    if truncation is None:
+        return z
     for _ in range(max_rounds):
-        beyond = z.abs() > threshold
+        beyond = z.abs() > truncation
         if not beyond.any():
             return z
         z = torch.where(beyond, model.sample_latent(n, device=device, generator=generator), z)
-    raise GanforgeError(f"--truncation {threshold}: too few draws from the prior fall within it; use a larger threshold")
+    raise GanforgeError(f"--truncation {truncation}: too few draws from the prior fall within it; use a larger threshold")
 
 
 class Discriminator(_Contract):

@@ -12,7 +12,7 @@ import torch
 from .catalog import Catalog, load_catalog
 from .devices import pick_device
 from .errors import GanforgeError
-from .nn import Discriminator, Generator, truncated_latent
+from .nn import Discriminator, Generator, draw_latent
 from .runs import RunDir, load_weights
 from .trainer import build_models
 from .variant import DataShape, VariantSpec
@@ -37,15 +37,14 @@ class LoadedRun:
     def sample(self, n: int, *, labels: torch.Tensor | None = None, seed: int = 0,
                truncation: float | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``n`` images in [-1, 1] (and the labels they were drawn for, for conditional variants);
-        ``truncation`` draws the latent codes with the truncation trick (``truncated_latent``)."""
+        ``truncation`` draws the latent codes with the truncation trick (``draw_latent``)."""
         g = torch.Generator(device=self.device).manual_seed(seed)
         num_classes = self.generator.num_classes
         if num_classes is not None and labels is None:
             labels = torch.arange(num_classes, device=self.device).repeat_interleave(math.ceil(n / num_classes))[:n]
         if num_classes is None and labels is not None:
             raise GanforgeError(f"variant {self.spec.name!r} is unconditional; it takes no --class")
-        z = (self.generator.sample_latent(n, device=self.device, generator=g) if truncation is None
-             else truncated_latent(self.generator, n, truncation, device=self.device, generator=g))
+        z = draw_latent(self.generator, n, truncation, device=self.device, generator=g)
         return self.generator(z, labels), labels
 
 

@@ -16,7 +16,7 @@ from ganforge import DataShape, GanforgeError, Generator, TrainConfig, VariantSp
 from ganforge.builtin.mlp import MLPConfig, MLPDiscriminator
 from ganforge.config import DataConfig
 from ganforge.data import load_mnist5k
-from ganforge.nn import truncated_latent
+from ganforge.nn import draw_latent
 from ganforge.plugins import make_plugin_manager
 from ganforge.runs import RunDir
 
@@ -57,11 +57,13 @@ def test_eval_command_prints_a_table_and_writes_eval_json(cli, evaluated_run: Pa
     assert "--n 10" in cli("eval", str(evaluated_run), "--n", "10").stderr
 
 
-def test_truncated_latent_redraws_entries_beyond_the_threshold() -> None:
+def test_draw_latent_with_a_truncation_redraws_entries_beyond_it() -> None:
     model = load_catalog().variants.get("mlp").build_generator(MLPConfig(g_hidden=(8,)), DataShape(1, 28, 28))
-    z = truncated_latent(model, 500, 0.5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(draw_latent(model, 5, generator=torch.Generator().manual_seed(0)),
+                       model.sample_latent(5, generator=torch.Generator().manual_seed(0)))  # no truncation: the prior
+    z = draw_latent(model, 500, 0.5, generator=torch.Generator().manual_seed(0))
     assert z.shape == (500, 100) and z.abs().max() <= 0.5
-    assert torch.equal(z, truncated_latent(model, 500, 0.5, generator=torch.Generator().manual_seed(0)))
+    assert torch.equal(z, draw_latent(model, 500, 0.5, generator=torch.Generator().manual_seed(0)))
     # N(0, 1) truncated to [-a, a] has variance 1 - 2a pdf(a) / (2 cdf(a) - 1): std 0.2838 at a = 0.5
     # (clamping instead of redrawing would pile values on +-0.5, std about 0.45).
     a = torch.tensor(0.5, dtype=torch.float64)
@@ -69,9 +71,9 @@ def test_truncated_latent_redraws_entries_beyond_the_threshold() -> None:
     expected = (1 - 2 * a * normal.log_prob(a).exp() / (2 * normal.cdf(a) - 1)).sqrt()
     assert z.double().std().item() == pytest.approx(expected.item(), rel=0.02)
     with pytest.raises(GanforgeError, match="give a positive threshold"):
-        truncated_latent(model, 5, 0.0)
+        draw_latent(model, 5, 0.0)
     with pytest.raises(GanforgeError, match="too few draws"):
-        truncated_latent(model, 5, 1e-9, max_rounds=3)
+        draw_latent(model, 5, 1e-9, max_rounds=3)
 
 
 def test_eval_and_sample_take_a_truncation(cli, evaluated_run: Path, tmp_path: Path) -> None:

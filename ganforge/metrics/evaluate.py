@@ -13,7 +13,7 @@ from torch import nn
 
 from ..data import DatasetSpec, ImageData
 from ..errors import GanforgeError
-from ..nn import truncated_latent
+from ..nn import draw_latent
 from .evaluators import Evaluator, evaluator_for
 
 
@@ -41,7 +41,7 @@ def make_reference(data: ImageData, data_name: str, evaluator: Evaluator, n: int
 def generate(generator: nn.Module, n: int, *, seed: int = 0, batch_size: int = 500, device: torch.device | str = "cpu",
              truncation: float | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``n`` samples in [-1, 1] on the CPU, with the labels asked for (cycling through the classes);
-    ``truncation`` draws the latent codes with the truncation trick (``truncated_latent``)."""
+    ``truncation`` draws the latent codes with the truncation trick (``draw_latent``)."""
     was_training = generator.training
     generator.eval()
     g = torch.Generator(device=device).manual_seed(seed)
@@ -50,8 +50,7 @@ def generate(generator: nn.Module, n: int, *, seed: int = 0, batch_size: int = 5
     images = []
     for start in range(0, n, batch_size):
         size = min(batch_size, n - start)
-        z = (generator.sample_latent(size, device=device, generator=g) if truncation is None
-             else truncated_latent(generator, size, truncation, device=device, generator=g))
+        z = draw_latent(generator, size, truncation, device=device, generator=g)
         images.append(generator(z, None if labels is None else labels[start:start + size]).float().cpu())
     generator.train(was_training)
     return torch.cat(images), (labels.cpu() if labels is not None else None)
