@@ -3,7 +3,10 @@ G and to the flattened image in D. By default D also adds a projection term (Miy
 <embed(y), phi(x)> on its last hidden layer: with the input join alone, 86% to 91% of samples were
 classified as the class asked for on mnist5k, with the projection 98% (docs/benchmarks.md).
 D is twice as wide as the unconditional mlp's (1024-512): on mnist5k and Fashion-MNIST that
-lowered cFID by a fifth to a third and raised conditional accuracy by up to two points."""
+lowered cFID by a fifth to a third and raised conditional accuracy by up to two points.
+G joins the label to the input of every layer, not only to z's, and the recipe's Adam runs with
+betas (0, 0.99): together they lifted Fashion-MNIST's conditional accuracy from 87.5-88.1% to
+above 90% and cut its cFID by a fifth."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ class CGANConfig(MLPConfig):
 
     d_hidden: tuple[int, ...] = Field((1024, 512), min_length=1, description="discriminator hidden widths")
     embed_dim: int = Field(10, ge=1, le=1024, description="size of the learned label embedding")
+    label_every_layer: bool = Field(True, description="G joins the label embedding to every layer's input, not only to z")
     projection: bool = Field(True, description="D also adds <embed(y), phi(x)> on its last hidden layer (Miyato & Koyama 2018)")
 
 
@@ -34,16 +38,29 @@ def classes_of(shape: DataShape, variant: str) -> int:
 
 
 class CGANGenerator(Generator):
-    """MLP generator on [z, embed(label)]."""
+    """MLP generator on [z, embed(label)], the embedding joined again before each later layer by default."""
 
     def __init__(self, config: CGANConfig, shape: DataShape) -> None:
         super().__init__(config.latent_dim, shape.image_shape, classes_of(shape, "cgan"))
         self.embed = nn.Embedding(self.num_classes, config.embed_dim)
-        widths = [config.latent_dim + config.embed_dim, *config.g_hidden, math.prod(shape.image_shape)]
-        self.net = nn.Sequential(*mlp_layers(widths, config.negative_slope), nn.Tanh())
+        self.label_every_layer = config.label_every_layer
+        widths = [config.latent_dim, *config.g_hidden, math.prod(shape.image_shape)]
+        layers: list[nn.Module] = []
+        for i, (fan_in, fan_out) in enumerate(itertools.pairwise(widths)):
+            joined = config.embed_dim if i == 0 or self.label_every_layer else 0
+            layers.append(nn.Linear(fan_in + joined, fan_out))
+            layers.append(nn.LeakyReLU(config.negative_slope, inplace=True) if i < len(widths) - 2 else nn.Tanh())
+        self.net = nn.Sequential(*layers)
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        return self.net(torch.cat([z, self.embed(labels)], 1)).view(-1, *self.image_shape)
+        label = self.embed(labels)
+        if not self.label_every_layer:
+            return self.net(torch.cat([z, label], 1)).view(-1, *self.image_shape)
+        # Even positions hold the linear layers, odd ones their activations.
+        h = z
+        for i, layer in enumerate(self.net):
+            h = layer(torch.cat([h, label], 1) if i % 2 == 0 else h)
+        return h.view(-1, *self.image_shape)
 
 
 class CGANDiscriminator(Discriminator):

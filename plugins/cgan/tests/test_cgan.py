@@ -30,7 +30,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_cgan_contract_over_configs_and_class_counts() -> None:
     widths = st.lists(st.integers(1, 32), min_size=1, max_size=2).map(tuple)
     configs = st.builds(CGANConfig, latent_dim=st.integers(1, 16), g_hidden=widths, d_hidden=widths,
-                        embed_dim=st.integers(1, 12), projection=st.booleans())
+                        embed_dim=st.integers(1, 12), projection=st.booleans(), label_every_layer=st.booleans())
     check_variant(CGAN, image_shapes=[(1, 28, 28), (3, 8, 8), (2, 5, 9)], num_classes=[2, 3, 10, 17],
                   configs=configs, max_examples=15)
 
@@ -76,7 +76,22 @@ def test_cgan_default_discriminator_is_wider_than_the_unconditional_mlps() -> No
     shape = DataShape(1, 28, 28, 10)
     d, g = CGANDiscriminator(CGANConfig(), shape), CGANGenerator(CGANConfig(), shape)
     assert [(m.in_features, m.out_features) for m in d.net if isinstance(m, nn.Linear)] == [(794, 1024), (1024, 512), (512, 1)]
-    assert [(m.in_features, m.out_features) for m in g.net if isinstance(m, nn.Linear)] == [(110, 256), (256, 512), (512, 1024), (1024, 784)]
+    assert [(m.in_features, m.out_features) for m in g.net if isinstance(m, nn.Linear)] == [(110, 256), (266, 512), (522, 1024), (1034, 784)]
+    assert CGAN.optimizer.betas == (0.0, 0.99)
+
+
+def test_cgan_generator_joins_the_label_to_every_layer_by_default() -> None:
+    # With the first layer blind to the label, the label still changes the image through the later joins.
+    shape = DataShape(1, 6, 6, 4)
+    z, labels = torch.randn(1, 8).expand(4, 8), torch.arange(4)
+    for every, differs in ((True, True), (False, False)):
+        g = CGANGenerator(CGANConfig(latent_dim=8, g_hidden=(16, 16), label_every_layer=every), shape)
+        with torch.no_grad():
+            g.net[0].weight[:, 8:] = 0
+            images = g(z, labels)
+        assert (not torch.allclose(images[0], images[1])) is differs
+    plain = CGANGenerator(CGANConfig(latent_dim=8, g_hidden=(16,), label_every_layer=False), shape)
+    assert [m.in_features for m in plain.net if isinstance(m, nn.Linear)] == [18, 16]
 
 
 def test_found_through_installed_entry_point_metadata() -> None:
