@@ -5,8 +5,8 @@ classified as the class asked for on mnist5k, with the projection 98% (docs/benc
 D is twice as wide as the unconditional mlp's (1024-512): on mnist5k and Fashion-MNIST that
 lowered cFID by a fifth to a third and raised conditional accuracy by up to two points.
 G joins the label to the input of every layer, not only to z's, and the recipe's Adam runs with
-betas (0, 0.99): together they lifted Fashion-MNIST's conditional accuracy from 87.5-88.1% to
-above 90% and cut its cFID by a fifth."""
+betas (0, 0.99): together they raised Fashion-MNIST's conditional accuracy from a mean of 87.4% to
+89.7% over three seeds and cut its cFID by a sixth, scoring on mnist5k as before."""
 
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ CGAN = VariantSpec(
     config=CGANConfig,
     build_generator=CGANGenerator,
     build_discriminator=CGANDiscriminator,
-    # beta1 = 0, as in SAGAN and BigGAN: with the label at every G layer, above 90% of Fashion-MNIST
-    # samples show the class asked for (docs/benchmarks.md).
+    # beta1 = 0, as in SAGAN, BigGAN and StyleGAN2: with the label at every G layer, the best pair
+    # of the Fashion-MNIST trials in docs/benchmarks.md.
     optimizer=OptimizerSettings(betas=(0.0, 0.99)),
     conditional=True,
     recipe={"ema": 0.999, "ema_start": 5000},
