@@ -56,7 +56,7 @@ def load_run(run_dir: Path | str, checkpoint: str | int = "last", *, device: str
     catalog = catalog or load_catalog()
     spec = catalog.variants.get(config["variant"])
     shape = DataShape(*config["resolved"]["data_shape"])
-    generator, discriminator = build_models(spec, spec.make_config(config["model"]), shape)
+    generator, discriminator = build_models(spec, spec.recorded_config(config["model"]), shape)
     target = pick_device(device)
     state = run.load_checkpoint(checkpoint, map_location=target)
     if "ema" in state:

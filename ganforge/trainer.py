@@ -532,7 +532,9 @@ def resume(run_dir: Path | str, *, steps: int | None = None, device: str | None 
     """Continue the run in ``run_dir`` from its last checkpoint, to ``steps`` in total if given."""
     run = RunDir(run_dir)
     saved = run.read_config()
-    update: dict[str, Any] = {"out": str(run.path)}
+    catalog = catalog or load_catalog()
+    spec = catalog.variants.get(saved["variant"])
+    update: dict[str, Any] = {"out": str(run.path), "model": spec.recorded_config(saved["model"]).model_dump(mode="json")}
     if steps is not None:
         update["steps"] = steps
     if device is not None:
@@ -543,5 +545,6 @@ def resume(run_dir: Path | str, *, steps: int | None = None, device: str | None 
     if trainer.step >= config.steps:
         raise GanforgeError(f"{run.path} already reached step {trainer.step}; pass --steps N with N > {trainer.step} to train further")
     if trainer.dist.is_main:
-        run.write_config({**saved, "train": trainer.config.model_dump(mode="json")})
+        run.write_config({**saved, "train": trainer.config.model_dump(mode="json"),
+                          "model": trainer.model_config.model_dump(mode="json")})
     return trainer.fit()

@@ -60,7 +60,15 @@ class VariantSpec:
     """(C, H, W) shapes the variant supports, which ``ganforge.testing.check_variant`` tries."""
     recipe: Mapping[str, Any] = field(default_factory=dict)
     """Training settings (TrainConfig fields, e.g. ``{"ema": 0.999}``) used unless the user sets them."""
+    legacy_config: Mapping[str, Any] = field(default_factory=dict)
+    """Config fields added after runs were recorded without them, each with the value that rebuilds
+    those older runs' models (a new field's default may build a different network)."""
 
     def make_config(self, values: dict[str, Any] | None = None) -> BaseModel:
         """Validate ``values`` against this variant's config model (pydantic raises on bad keys)."""
         return self.config.model_validate(values or {})
+
+    def recorded_config(self, values: dict[str, Any]) -> BaseModel:
+        """The config a run directory recorded, with ``legacy_config`` filling the fields it predates,
+        so that a run trained by an older version of the variant still loads and resumes."""
+        return self.make_config({**self.legacy_config, **values})

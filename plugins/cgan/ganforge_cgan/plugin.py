@@ -20,6 +20,8 @@ CGAN = VariantSpec(
     optimizer=OptimizerSettings(betas=(0.0, 0.99)),
     conditional=True,
     recipe={"ema": 0.999, "ema_start": 5000},
+    # Runs recorded before label_every_layer existed joined the label to z only.
+    legacy_config={"label_every_layer": False},
 )
 
 CDCGAN = VariantSpec(

@@ -117,6 +117,25 @@ def test_train_and_sample_one_row_per_class(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "classes 0 to 9" in proc.stderr
 
 
+def test_a_run_recorded_before_label_every_layer_still_samples_and_resumes(tmp_path: Path) -> None:
+    # Such a run's config.json lacks the field; the variant's legacy_config rebuilds its z-only G.
+    proc = run_cli("train", "cgan", "--steps", "6", "--batch-size", "16", "--out", "run", "--set", "g_hidden=[32]",
+                   "--set", "d_hidden=[32]", "--set", "label_every_layer=false", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert run_cli("sample", "run", "--n", "20", "--out", "before.pt", cwd=tmp_path).returncode == 0
+    config_path = tmp_path / "run" / "config.json"
+    saved = json.loads(config_path.read_text())
+    del saved["model"]["label_every_layer"]
+    config_path.write_text(json.dumps(saved))
+    proc = run_cli("sample", "run", "--n", "20", "--out", "after.pt", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    before, after = torch.load(tmp_path / "before.pt"), torch.load(tmp_path / "after.pt")
+    assert torch.equal(before["images"], after["images"])
+    proc = run_cli("train", "--resume", "run", "--steps", "8", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(config_path.read_text())["model"]["label_every_layer"] is False
+
+
 def test_cdcgan_trains_through_the_shared_loop(tmp_path: Path) -> None:
     proc = run_cli("train", "cdcgan", "--steps", "4", "--batch-size", "16", "--out", "run", "--set", "base_width=4",
                    cwd=tmp_path)
