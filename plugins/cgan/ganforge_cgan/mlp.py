@@ -54,12 +54,11 @@ class CGANGenerator(Generator):
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         label = self.embed(labels)
-        if not self.label_every_layer:
-            return self.net(torch.cat([z, label], 1)).view(-1, *self.image_shape)
-        # Even positions hold the linear layers, odd ones their activations.
+        # Position 2k holds linear layer k, 2k + 1 its activation; the joins mirror __init__'s widths.
         h = z
         for i, layer in enumerate(self.net):
-            h = layer(torch.cat([h, label], 1) if i % 2 == 0 else h)
+            joins = i == 0 or (self.label_every_layer and i % 2 == 0)
+            h = layer(torch.cat([h, label], 1) if joins else h)
         return h.view(-1, *self.image_shape)
 
 
