@@ -12,7 +12,16 @@ import torch
 from ganforge.config import DataConfig
 from ganforge.data import load_mnist5k
 from ganforge.errors import GanforgeError
-from ganforge.metrics import conditional_accuracy, frechet_distance, kernel_inception_distance, mode_coverage, precision_recall
+from ganforge.metrics import (
+    conditional_accuracy,
+    frechet_distance,
+    kernel_inception_distance,
+    mode_coverage,
+    precision_recall,
+    share_standard_error,
+)
+from ganforge.metrics.builtin import conditional
+from ganforge.metrics.evaluate import Reference, Samples
 from ganforge.metrics.builtin import BUILTIN_METRICS
 from ganforge.metrics.evaluate import make_reference, score
 from ganforge.metrics.evaluators import _weights_dir, inception_evaluator, shipped_evaluator
@@ -72,6 +81,25 @@ def test_a_set_missing_three_classes_shows_seven_modes() -> None:
     assert modes == 7 and kl > 0.3
     assert mode_coverage(real, real, 10) == (10, pytest.approx(0.0, abs=1e-12))
     assert conditional_accuracy(torch.tensor([1, 2, 3, 3]), torch.tensor([1, 2, 3, 4])) == 0.75
+
+
+def test_conditional_accuracy_carries_its_sampling_noise() -> None:
+    """The reported standard error is the spread of the figure over repeated evaluations of one model."""
+    g = torch.Generator().manual_seed(0)
+    n, figures = 1000, []
+    for _ in range(400):
+        requested = torch.randint(0, 10, (n,), generator=g)
+        hit = torch.rand(n, generator=g) < 0.9  # a model whose samples are read as asked 90% of the time
+        predicted = torch.where(hit, requested, (requested + 1) % 10)
+        logits = torch.nn.functional.one_hot(predicted, 10).float()
+        reference = Reference(torch.zeros(1, 2), torch.arange(10), 10, "ten labels")
+        figures.append(conditional(Samples(torch.zeros(n, 2), logits, requested), reference, seed=0))
+    accuracies = torch.tensor([f["conditional_accuracy"] for f in figures], dtype=torch.float64)
+    mean_se = sum(f["conditional_accuracy_se"] for f in figures) / len(figures)
+    assert accuracies.mean().item() == pytest.approx(0.9, abs=0.002)
+    assert mean_se == pytest.approx(accuracies.std().item(), rel=0.15)  # 400 draws pin the spread to ~4%
+    assert share_standard_error(0.9, 5000) == pytest.approx(0.00424, abs=1e-5)
+    assert share_standard_error(1.0, 5000) == 0.0
 
 
 def test_shipped_evaluators_match_their_recorded_hash_and_accuracy() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from ..hookspecs import hookimpl
-from .classes import conditional_accuracy, mode_coverage
+from .classes import conditional_accuracy, mode_coverage, share_standard_error
 from .distances import frechet_distance, kernel_inception_distance
 from .evaluate import MetricSpec, Reference, Samples
 from .manifold import precision_recall
@@ -46,7 +46,9 @@ def conditional(samples: Samples, reference: Reference, seed: int) -> Mapping[st
     predicted = _predicted(samples, reference)
     if predicted is None or samples.requested is None:
         return {}
-    return {"conditional_accuracy": conditional_accuracy(predicted, samples.requested)}
+    accuracy = conditional_accuracy(predicted, samples.requested)
+    return {"conditional_accuracy": accuracy,
+            "conditional_accuracy_se": share_standard_error(accuracy, len(samples.requested))}
 
 
 BUILTIN_METRICS = (
@@ -54,7 +56,7 @@ BUILTIN_METRICS = (
     MetricSpec("kid", "kernel distance, mean and std over subsets of 1,000 (Bińkowski et al. 2018)", kid),
     MetricSpec("precision-recall", "k-NN manifold precision and recall, k=3 (Kynkäänniemi et al. 2019)", manifold),
     MetricSpec("modes", "classes the evaluator finds among samples, and KL from the real histogram", modes),
-    MetricSpec("conditional-accuracy", "share of samples classified as the class asked for", conditional),
+    MetricSpec("conditional-accuracy", "share of samples classified as the class asked for, and its standard error", conditional),
 )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 COVERED_SHARE = 0.1
@@ -25,3 +27,12 @@ def mode_coverage(predicted: torch.Tensor, real_labels: torch.Tensor, num_classe
 def conditional_accuracy(predicted: torch.Tensor, requested: torch.Tensor) -> float:
     """Share of samples that the evaluator classifies as the class they were generated for."""
     return float((predicted == requested).double().mean())
+
+
+def share_standard_error(share: float, n: int) -> float:
+    """Standard error of a share measured on ``n`` independent samples, sqrt(p (1 - p) / n).
+
+    It is the sampling noise of one evaluation (at 90% and 5,000 samples, 0.4 points): two runs whose
+    conditional accuracies differ by less than a few of these have not been told apart.
+    """
+    return math.sqrt(share * (1.0 - share) / n)
