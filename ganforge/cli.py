@@ -277,16 +277,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.n < 100:
         raise GanforgeError(f"--n {args.n}: use at least 100 samples (5000 or more for figures worth comparing)")
+    if args.repeats < 1:
+        raise GanforgeError(f"--repeats {args.repeats}: give 1 (one set of samples) or more (their mean and spread)")
     catalog = load_catalog()
     loaded = load_run(args.run_dir, args.checkpoint, device=args.device, catalog=catalog)
     data_config = DataConfig.model_validate(loaded.config["train"]["data"])
     dataset = catalog.datasets.get(data_config.name)
     evaluation = Evaluation(dataset, dataset.load(data_config), [e.value for e in catalog.metrics], args.n,
                             args.seed, loaded.device, args.inception_weights)
-    figures = {"checkpoint": str(args.checkpoint), "step": loaded.step, "truncation": args.truncation,
-               **evaluation.run(loaded.generator, truncation=args.truncation)}
+    scored = (evaluation.run(loaded.generator, truncation=args.truncation) if args.repeats == 1
+              else evaluation.repeat(loaded.generator, args.repeats, truncation=args.truncation))
+    figures = {"checkpoint": str(args.checkpoint), "step": loaded.step, "truncation": args.truncation, **scored}
     (loaded.run.path / "eval.json").write_text(json.dumps(figures, indent=2) + "\n")
-    rows = [[k, f"{v:.4f}" if isinstance(v, float) else str(v)] for k, v in figures.items()]
+    rows = [[k, f"{v:.4f}" if isinstance(v, float) else str(v)] for k, v in figures.items() if k != "per_repeat"]
     print(_table(rows, ["METRIC", "VALUE"]))
     print(f"wrote {loaded.run.path / 'eval.json'}")
     return 0
@@ -364,7 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--n", type=int, default=5000, help="samples, and reference images (default 5000)")
     p.add_argument("--checkpoint", default="last", help="last, best or a step number")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="picks the reference images and the (first) samples")
+    p.add_argument("--repeats", type=int, default=1, metavar="K",
+                   help="score K sample sets (seeds SEED..SEED+K-1) against one reference: means and their sd")
     p.add_argument("--truncation", type=float, metavar="T", help=TRUNCATION_HELP)
     p.add_argument("--device", default="auto")
     p.add_argument("--inception-weights", type=Path, help="Inception-v3 weights for colour data sets")

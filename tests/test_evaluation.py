@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,25 @@ def test_eval_command_prints_a_table_and_writes_eval_json(cli, evaluated_run: Pa
     assert figures["checkpoint"] == "best" and figures["n"] == 300 and figures["evaluator"] == "mnist-cnn"
     assert "fid" in proc.stdout and figures["fid"] > 0
     assert "--n 10" in cli("eval", str(evaluated_run), "--n", "10").stderr
+
+
+def test_eval_repeats_reports_each_figures_mean_and_spread(cli, evaluated_run: Path) -> None:
+    assert cli("eval", str(evaluated_run), "--n", "300").returncode == 0
+    single = json.loads((evaluated_run / "eval.json").read_text())
+    proc = cli("eval", str(evaluated_run), "--n", "300", "--repeats", "3")
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads((evaluated_run / "eval.json").read_text())
+    assert figures["repeats"] == 3 and figures["n"] == 300 and figures["reference"] == single["reference"]
+    runs = figures["per_repeat"]
+    assert runs[0]["fid"] == single["fid"]  # the first set is the one a single evaluation draws
+    fids = [r["fid"] for r in runs]
+    assert len(set(fids)) == 3  # independent sample sets, one reference
+    assert figures["fid"] == pytest.approx(statistics.fmean(fids))
+    assert figures["fid_sd"] == pytest.approx(statistics.stdev(fids)) and figures["fid_sd"] > 0
+    assert "kid_std_sd" not in figures
+    assert "fid_sd" in proc.stdout and "per_repeat" not in proc.stdout
+    bad = cli("eval", str(evaluated_run), "--repeats", "0")
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("ganforge: error: --repeats 0: give 1")
 
 
 def test_draw_latent_with_a_truncation_redraws_entries_beyond_it() -> None:

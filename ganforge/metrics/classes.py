@@ -33,6 +33,7 @@ def share_standard_error(share: float, n: int) -> float:
     """Standard error of a share measured on ``n`` independent samples, sqrt(p (1 - p) / n).
 
     It is the sampling noise of one evaluation (at 90% and 5,000 samples, 0.4 points): two runs whose
-    conditional accuracies differ by less than a few of these have not been told apart.
+    conditional accuracies differ by less than a few of these have not been told apart. For samples
+    asked for in equal numbers per class, as ``ganforge eval`` draws them, it is an upper bound.
     """
     return math.sqrt(share * (1.0 - share) / n)

@@ -3,6 +3,7 @@ evaluator hash, so that two figures are comparable exactly when those three agre
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,7 +97,7 @@ def score(images: torch.Tensor, requested: torch.Tensor | None, reference: Refer
 
 class Evaluation:
     """Scoring a generator against a data set: the evaluator and reference features are made once,
-    so training can score again and again (``ganforge eval`` scores once)."""
+    so training can score again and again (``ganforge eval`` once, or ``--repeats`` times)."""
 
     def __init__(self, dataset: DatasetSpec, data: ImageData, metrics: Iterable[MetricSpec], n: int, seed: int,
                  device: torch.device, inception_weights: Path | None = None) -> None:
@@ -107,6 +108,26 @@ class Evaluation:
         self.metrics = list(metrics)
         self.n, self.seed, self.device = n, seed, device
 
-    def run(self, generator: nn.Module, truncation: float | None = None) -> dict[str, Any]:
-        images, requested = generate(generator, self.n, seed=self.seed, device=self.device, truncation=truncation)
-        return score(images, requested, self.reference, self.evaluator, self.metrics, seed=self.seed)
+    def run(self, generator: nn.Module, truncation: float | None = None, *, sample_seed: int | None = None) -> dict[str, Any]:
+        """Score ``n`` samples drawn with ``sample_seed`` (default: the reference's seed)."""
+        seed = self.seed if sample_seed is None else sample_seed
+        images, requested = generate(generator, self.n, seed=seed, device=self.device, truncation=truncation)
+        return score(images, requested, self.reference, self.evaluator, self.metrics, seed=seed)
+
+    def repeat(self, generator: nn.Module, repeats: int, truncation: float | None = None) -> dict[str, Any]:
+        """Score ``repeats`` independent sample sets against the one reference: each figure's mean, its
+        standard deviation across the sets (``<name>_sd``: how far one evaluation's figure moves with
+        the samples alone), and every set's figures under ``per_repeat``."""
+        if repeats < 2:
+            raise GanforgeError(f"repeats={repeats}: a spread needs at least 2 sample sets; use run() for one")
+        runs = [self.run(generator, truncation, sample_seed=self.seed + k) for k in range(repeats)]
+        summary: dict[str, Any] = {}
+        for key, first in runs[0].items():
+            values = [r[key] for r in runs]
+            if isinstance(first, (int, float)) and key != "n":
+                summary[key] = statistics.fmean(values)
+                if not key.endswith(("_std", "_se")):  # already a spread: its mean is what to report
+                    summary[f"{key}_sd"] = statistics.stdev(values)
+            else:
+                summary[key] = first
+        return {**summary, "repeats": repeats, "per_repeat": runs}
