@@ -2,6 +2,7 @@
 the same run by the same evaluator on the same number of steps.
 
     python benchmarks/quality.py --data mnist5k fashion-mnist --epochs 20
+    python benchmarks/quality.py --data fashion-mnist --variants cgan --seeds 0 1 2   # and their mean
 
 Each row: variant, data, steps, wall time, FID on the evaluator's features (cFID), KID, precision,
 recall, classes covered, and for conditional variants the share of samples classified as the class
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -33,15 +35,24 @@ from ganforge.trainer import build_models  # noqa: E402
 from ganforge.variant import DataShape  # noqa: E402
 
 SAMPLES = 5000
-HEADER = (f"{'variant':10} {'data':14} {'steps':>6} {'wall s':>7} {'cFID':>8} {'KID':>8} {'prec':>5} {'recall':>6} "
-          f"{'modes':>5} {'cond acc (se)':>13}")
+HEADER = (f"{'variant':10} {'seed':>4} {'data':14} {'steps':>6} {'wall s':>7} {'cFID':>8} {'KID':>8} {'prec':>5} "
+          f"{'recall':>6} {'modes':>5} {'cond acc (se)':>13}")
+MEAN_KEYS = ("fid", "kid", "precision", "recall", "modes", "conditional_accuracy")
 
 
-def row(variant: str, data: str, steps: int, wall: float, f: dict) -> str:
-    cond = (f"{f['conditional_accuracy']:.3f} ({f['conditional_accuracy_se']:.3f})"
-            if "conditional_accuracy" in f else "-")
-    return (f"{variant:10} {data:14} {steps:6d} {wall:7.0f} {f['fid']:8.3f} {f['kid']:8.4f} {f['precision']:5.2f} "
-            f"{f['recall']:6.2f} {f.get('modes', '-'):>5} {cond:>13}")
+def row(variant: str, seed: int | str, data: str, steps: int, wall: float, f: dict) -> str:
+    cond = "-"
+    if "conditional_accuracy" in f:
+        se = f.get("conditional_accuracy_se")
+        cond = f"{f['conditional_accuracy']:.3f}" + (f" ({se:.3f})" if se is not None else "")
+    modes = f"{f['modes']:g}" if "modes" in f else "-"
+    return (f"{variant:10} {seed:>4} {data:14} {steps:6d} {wall:7.0f} {f['fid']:8.3f} {f['kid']:8.4f} "
+            f"{f['precision']:5.2f} {f['recall']:6.2f} {modes:>5} {cond:>13}")
+
+
+def mean_figures(runs: list[dict]) -> dict:
+    """Each figure's mean over training seeds (the spread between seeds is in the rows above it)."""
+    return {k: statistics.fmean(r[k] for r in runs) for k in MEAN_KEYS if k in runs[0]}
 
 
 def reference_figures(data_name: str, data, steps: int, evaluation: Evaluation, workdir: Path) -> tuple[float, dict]:
@@ -65,10 +76,12 @@ def main() -> None:
     parser.add_argument("--data", nargs="+", default=["mnist5k", "fashion-mnist"])
     parser.add_argument("--variants", nargs="+", default=["reference", "mlp", "dcgan", "cgan", "cdcgan"])
     parser.add_argument("--epochs", type=float, default=20)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="train each variant once per seed; with several, a 'mean' row follows")
     parser.add_argument("--out", type=Path, default=Path("runs/quality"))
     args = parser.parse_args()
     catalog = load_catalog()
-    rows, evaluators = [], {}
+    evaluators = {}
     print(HEADER, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for data_name in args.data:
@@ -78,18 +91,22 @@ def main() -> None:
             evaluators[evaluation.evaluator.name] = evaluation.evaluator.sha256[:16]
             steps = int(args.epochs * (len(data.images) // 64))
             for variant in args.variants:
-                if variant == "reference":
+                if variant == "reference":  # the seed's loop as written: seed 0 only
                     wall, figures = reference_figures(data_name, data, steps, evaluation, Path(tmp))
-                else:
-                    out = args.out / f"{variant}-{data_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+                    print(row(variant, 0, data_name, steps, wall, figures), flush=True)
+                    continue
+                runs, walls = [], []
+                for seed in args.seeds:
+                    out = args.out / f"{variant}-{data_name}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
                     start = time.perf_counter()
-                    train(TrainConfig(variant=variant, steps=steps, data={"name": data_name}, out=out,
+                    train(TrainConfig(variant=variant, steps=steps, seed=seed, data={"name": data_name}, out=out,
                                       sample_every=max(1, steps // 4)))
-                    wall = time.perf_counter() - start
-                    figures = evaluation.run(load_run(out, device="cpu").generator)
-                    (out / "quality.json").write_text(json.dumps(figures, indent=2))
-                rows.append(row(variant, data_name, steps, wall, figures))
-                print(rows[-1], flush=True)
+                    walls.append(time.perf_counter() - start)
+                    runs.append(evaluation.run(load_run(out, device="cpu").generator))
+                    (out / "quality.json").write_text(json.dumps(runs[-1], indent=2))
+                    print(row(variant, seed, data_name, steps, walls[-1], runs[-1]), flush=True)
+                if len(runs) > 1:
+                    print(row(variant, "mean", data_name, steps, statistics.fmean(walls), mean_figures(runs)), flush=True)
     names = ", ".join(f"{name} (sha256 {digest}...)" for name, digest in evaluators.items())
     print(f"\nevaluators: {names}; {SAMPLES} samples vs {SAMPLES} training images (seed 0); "
           "reference = the seed's loop (MLP, BCE, Adam 2e-4, batch 64)")
