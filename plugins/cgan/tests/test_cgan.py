@@ -78,6 +78,7 @@ def test_cgan_default_discriminator_is_wider_than_the_unconditional_mlps() -> No
     assert [(m.in_features, m.out_features) for m in d.net if isinstance(m, nn.Linear)] == [(794, 1024), (1024, 512), (512, 1)]
     assert [(m.in_features, m.out_features) for m in g.net if isinstance(m, nn.Linear)] == [(110, 256), (266, 512), (522, 1024), (1034, 784)]
     assert CGAN.optimizer.betas == (0.0, 0.99)
+    assert (CGAN.recipe["ema"], CGAN.recipe["ema_start"]) == (0.9995, 5000)
 
 
 def test_cgan_generator_joins_the_label_to_every_layer_by_default() -> None:
