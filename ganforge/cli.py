@@ -285,14 +285,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     dataset = catalog.datasets.get(data_config.name)
     evaluation = Evaluation(dataset, dataset.load(data_config), [e.value for e in catalog.metrics], args.n,
                             args.seed, loaded.device, args.inception_weights)
-    scored = (evaluation.run(loaded.generator, truncation=args.truncation) if args.repeats == 1
-              else evaluation.repeat(loaded.generator, args.repeats, truncation=args.truncation))
+    scored = (evaluation.run(loaded.generator, truncation=args.truncation, by_class=True) if args.repeats == 1
+              else evaluation.repeat(loaded.generator, args.repeats, truncation=args.truncation, by_class=True))
     figures = {"checkpoint": str(args.checkpoint), "step": loaded.step, "truncation": args.truncation, **scored}
     (loaded.run.path / "eval.json").write_text(json.dumps(figures, indent=2) + "\n")
-    rows = [[k, f"{v:.4f}" if isinstance(v, float) else str(v)] for k, v in figures.items() if k != "per_repeat"]
+    nested = ("per_repeat", "confusion", "per_class")
+    rows = [[k, f"{v:.4f}" if isinstance(v, float) else str(v)] for k, v in figures.items() if k not in nested]
     print(_table(rows, ["METRIC", "VALUE"]))
+    if "per_class" in figures:
+        print()
+        print(_class_table(figures["per_class"]))
     print(f"wrote {loaded.run.path / 'eval.json'}")
     return 0
+
+
+def _class_table(records: list[dict[str, Any]]) -> str:
+    """Per-class figures of a conditional run: where its conditional accuracy is lost, and to what."""
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    rows = [[f"{r['class']} {r['name']}" if r["name"] != str(r["class"]) else r["name"], str(r["asked"]),
+             share(r["accuracy"]), share(r["real_accuracy"]),
+             f"{r['most_read_as']} ({share(r['most_read_as_share'])})" if r["most_read_as"] else "-"]
+            for r in records]
+    return _table(rows, ["CLASS", "ASKED", "READ AS ASKED", "REAL IMAGES", "MOST OFTEN READ AS"])
 
 
 # ----------------------------------------------------------------------------- parser
@@ -363,7 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="PNG path (default RUN_DIR/report.png); the HTML goes beside it")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("eval", help="score a trained run (FID, KID, precision/recall, modes) and write eval.json")
+    p = sub.add_parser("eval", help="score a trained run (FID, KID, precision/recall, modes; "
+                       "for conditional runs, accuracy per class) and write eval.json")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--n", type=int, default=5000, help="samples, and reference images (default 5000)")
     p.add_argument("--checkpoint", default="last", help="last, best or a step number")

@@ -21,17 +21,23 @@ from .hookspecs import hookimpl
 from .idx import find_idx, read_idx
 
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+"""Fashion-MNIST's class names by label, as torchvision's ``FashionMNIST.classes`` spells them."""
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)
 class ImageData:
-    """Training images as uint8 ``(N, C, H, W)``, with int64 labels ``(N,)`` when the data has classes."""
+    """Training images as uint8 ``(N, C, H, W)``, with int64 labels ``(N,)`` when the data has classes,
+    and the classes' names where the data set has any (per-class figures print them)."""
 
     images: torch.Tensor
     labels: torch.Tensor | None = None
     num_classes: int | None = None
     source: str = ""
+    class_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
@@ -43,6 +49,8 @@ class ImageData:
                 raise GanforgeError(f"{self.source}: {len(self.images)} images but labels of shape {tuple(self.labels.shape)}")
             if self.num_classes is None or int(self.labels.min()) < 0 or int(self.labels.max()) >= self.num_classes:
                 raise GanforgeError(f"{self.source}: labels must lie in [0, num_classes)")
+        if self.class_names is not None and len(self.class_names) != self.num_classes:
+            raise GanforgeError(f"{self.source}: {len(self.class_names)} class names for {self.num_classes} classes")
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -96,10 +104,10 @@ def _finish(data: ImageData, config: DataConfig) -> ImageData:
         images = resize(images, config.image_size)
     if images is data.images:
         return data
-    return ImageData(images, data.labels, data.num_classes, data.source)
+    return ImageData(images, data.labels, data.num_classes, data.source, data.class_names)
 
 
-def _from_idx(images_path: Path, labels_path: Path) -> ImageData:
+def _from_idx(images_path: Path, labels_path: Path, class_names: tuple[str, ...] | None = None) -> ImageData:
     images = read_idx(images_path)
     labels = read_idx(labels_path)
     if images.dim() != 3 or labels.dim() != 1 or len(images) != len(labels):
@@ -107,7 +115,7 @@ def _from_idx(images_path: Path, labels_path: Path) -> ImageData:
             f"{images_path}: expected N images of H x W with N labels in {labels_path}, "
             f"got images {tuple(images.shape)} and labels {tuple(labels.shape)}"
         )
-    return ImageData(images.unsqueeze(1).contiguous(), labels.long(), 10, str(images_path))
+    return ImageData(images.unsqueeze(1).contiguous(), labels.long(), 10, str(images_path), class_names)
 
 
 def load_mnist5k(config: DataConfig) -> ImageData:
@@ -118,13 +126,14 @@ def load_mnist5k(config: DataConfig) -> ImageData:
     return _finish(_from_idx(images_path, labels_path), config)
 
 
-def _mnist_family(config: DataConfig, title: str, tv_class: str, system_dir: Path | None) -> ImageData:
+def _mnist_family(config: DataConfig, title: str, tv_class: str, system_dir: Path | None,
+                  class_names: tuple[str, ...] | None) -> ImageData:
     folders = [config.data_dir] if config.data_dir else ([system_dir] if system_dir else [])
     for folder in folders:
         images = find_idx(folder, "train-images-idx3-ubyte")
         labels = find_idx(folder, "train-labels-idx1-ubyte")
         if images and labels:
-            return _finish(_from_idx(images, labels), config)
+            return _finish(_from_idx(images, labels, class_names), config)
     root = config.data_dir or default_data_home()
     import torchvision.datasets
 
@@ -138,17 +147,17 @@ def _mnist_family(config: DataConfig, title: str, tv_class: str, system_dir: Pat
             f"train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] in a folder and pass --data-dir FOLDER"
         ) from None
     images = dataset.data.unsqueeze(1).to(torch.uint8).contiguous()
-    return _finish(ImageData(images, dataset.targets.long(), 10, f"{root}/{tv_class}"), config)
+    return _finish(ImageData(images, dataset.targets.long(), 10, f"{root}/{tv_class}", class_names), config)
 
 
 def load_mnist(config: DataConfig) -> ImageData:
     """MNIST's 60,000 training digits: local IDX files, or torchvision's download."""
-    return _mnist_family(config, "MNIST", "MNIST", None)
+    return _mnist_family(config, "MNIST", "MNIST", None, None)
 
 
 def load_fashion_mnist(config: DataConfig) -> ImageData:
     """Fashion-MNIST's 60,000 training images: local IDX files, Debian's package, or torchvision's download."""
-    return _mnist_family(config, "Fashion-MNIST", "FashionMNIST", FASHION_MNIST_SYSTEM_DIR)
+    return _mnist_family(config, "Fashion-MNIST", "FashionMNIST", FASHION_MNIST_SYSTEM_DIR, FASHION_MNIST_CLASSES)
 
 
 def load_cifar10(config: DataConfig) -> ImageData:
@@ -165,7 +174,8 @@ def load_cifar10(config: DataConfig) -> ImageData:
             f"cifar-10-batches-py folder under a folder and pass --data-dir FOLDER"
         ) from None
     images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
-    return _finish(ImageData(images, torch.tensor(dataset.targets), 10, f"{root}/cifar-10-batches-py"), config)
+    return _finish(ImageData(images, torch.tensor(dataset.targets), 10, f"{root}/cifar-10-batches-py",
+                             tuple(dataset.classes)), config)
 
 
 def _read_image(path: Path, size: int, channels: int) -> torch.Tensor:
@@ -200,7 +210,7 @@ def load_image_folder(config: DataConfig) -> ImageData:
         return ImageData(images, source=str(root))
     index = {c: i for i, c in enumerate(classes)}
     labels = torch.tensor([index[p.relative_to(root).parts[0]] for p in paths])
-    return ImageData(images, labels, len(classes), str(root))
+    return ImageData(images, labels, len(classes), str(root), tuple(classes))
 
 
 BUILTIN_DATASETS = (

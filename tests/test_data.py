@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import torchvision.datasets
 from PIL import Image
 
 from ganforge import DataConfig, GanforgeError
-from ganforge.data import FASHION_MNIST_SYSTEM_DIR, load_fashion_mnist, load_image_folder, load_mnist, load_mnist5k
+from ganforge.data import FASHION_MNIST_SYSTEM_DIR, ImageData, load_fashion_mnist, load_image_folder, load_mnist, load_mnist5k
 from ganforge.idx import read_idx
 
 
@@ -98,6 +99,16 @@ def test_fashion_mnist_is_found_without_flags_where_debian_installs_it() -> None
     assert read_idx(FASHION_MNIST_SYSTEM_DIR / "train-labels-idx1-ubyte.gz").shape == (60000,)
 
 
+def test_fashion_mnist_from_local_files_carries_torchvisions_class_names(tmp_path: Path, digits) -> None:
+    images, labels = digits
+    write_mnist_files(tmp_path, images, labels, gz=True)
+    data = load_fashion_mnist(DataConfig(name="fashion-mnist", data_dir=tmp_path, download=False))
+    assert data.class_names == tuple(torchvision.datasets.FashionMNIST.classes)
+    assert load_mnist(DataConfig(name="mnist", data_dir=tmp_path, download=False)).class_names is None  # digits: the label is the name
+    with pytest.raises(GanforgeError, match="2 class names for 10 classes"):
+        ImageData(data.images, data.labels, 10, "two names", ("a", "b"))
+
+
 def test_image_folder_with_class_subfolders(tmp_path: Path) -> None:
     for index, cls in enumerate(["cats", "dogs"]):
         (tmp_path / cls).mkdir()
@@ -106,6 +117,7 @@ def test_image_folder_with_class_subfolders(tmp_path: Path) -> None:
     data = load_image_folder(DataConfig(name="image-folder", data_dir=tmp_path, image_size=16))
     assert data.images.shape == (6, 3, 16, 16)
     assert data.labels.tolist() == [0, 0, 0, 1, 1, 1] and data.num_classes == 2
+    assert data.class_names == ("cats", "dogs")
 
 
 def test_image_folder_flat_is_unlabelled_and_errors_are_clear(tmp_path: Path) -> None:

@@ -55,6 +55,7 @@ def test_eval_command_prints_a_table_and_writes_eval_json(cli, evaluated_run: Pa
     figures = json.loads((evaluated_run / "eval.json").read_text())
     assert figures["checkpoint"] == "best" and figures["n"] == 300 and figures["evaluator"] == "mnist-cnn"
     assert "fid" in proc.stdout and figures["fid"] > 0
+    assert "per_class" not in figures and "CLASS" not in proc.stdout  # per-class figures are for conditional runs
     assert "--n 10" in cli("eval", str(evaluated_run), "--n", "10").stderr
 
 

@@ -14,9 +14,11 @@ from ganforge.data import load_mnist5k
 from ganforge.errors import GanforgeError
 from ganforge.metrics import (
     conditional_accuracy,
+    confusion_matrix,
     frechet_distance,
     kernel_inception_distance,
     mode_coverage,
+    per_class,
     precision_recall,
     share_standard_error,
 )
@@ -81,6 +83,19 @@ def test_a_set_missing_three_classes_shows_seven_modes() -> None:
     assert modes == 7 and kl > 0.3
     assert mode_coverage(real, real, 10) == (10, pytest.approx(0.0, abs=1e-12))
     assert conditional_accuracy(torch.tensor([1, 2, 3, 3]), torch.tensor([1, 2, 3, 4])) == 0.75
+
+
+def test_per_class_figures_say_which_classes_are_drawn_as_what() -> None:
+    requested = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
+    predicted = torch.tensor([0, 0, 0, 2, 2, 2, 2, 1, 2, 2])
+    confusion = confusion_matrix(predicted, requested, 3)
+    assert confusion.tolist() == [[3, 0, 1], [0, 1, 3], [0, 0, 2]]
+    real = confusion_matrix(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 1, 1, 1]), 3)
+    records = per_class(confusion, real, ["cat", "dog", "fox"])
+    assert [(r["name"], r["asked"], r["accuracy"]) for r in records] == [("cat", 4, 0.75), ("dog", 4, 0.25), ("fox", 2, 1.0)]
+    assert [(r["most_read_as"], r["most_read_as_share"]) for r in records] == [("fox", 0.25), ("fox", 0.75), (None, 0.0)]
+    assert [r["real_accuracy"] for r in records] == [1.0, pytest.approx(2 / 3), None]  # no real fox in the reference
+    assert per_class(confusion)[1]["name"] == "1" and per_class(confusion)[1]["real_accuracy"] is None
 
 
 def test_conditional_accuracy_carries_its_sampling_noise() -> None:

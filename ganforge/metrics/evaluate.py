@@ -15,17 +15,21 @@ from torch import nn
 from ..data import DatasetSpec, ImageData
 from ..errors import GanforgeError
 from ..nn import draw_latent
+from .classes import confusion_matrix, per_class
 from .evaluators import Evaluator, evaluator_for
 
 
 @dataclass
 class Reference:
-    """The evaluator's view of the real data: features, class labels, and a description of the split."""
+    """The evaluator's view of the real data: features, class labels, and a description of the split;
+    for labelled data and a classifier, also the classes it reads the real images as, and the names."""
 
     features: torch.Tensor
     labels: torch.Tensor | None
     num_classes: int | None
     description: str
+    predicted: torch.Tensor | None = None
+    class_names: tuple[str, ...] | None = None
 
 
 def make_reference(data: ImageData, data_name: str, evaluator: Evaluator, n: int, seed: int = 0) -> Reference:
@@ -33,9 +37,20 @@ def make_reference(data: ImageData, data_name: str, evaluator: Evaluator, n: int
     count = min(n, len(data.images))
     idx = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(seed))[:count]
     real = data.images[idx].float().div(127.5).sub(1.0)
-    features, _ = evaluator.embed(real)
+    features, logits = evaluator.embed(real)
     labels = data.labels[idx] if data.labels is not None else None
-    return Reference(features, labels, data.num_classes, f"{data_name}/train, {count} images, seed {seed}")
+    readable = logits is not None and labels is not None and logits.shape[1] == data.num_classes
+    return Reference(features, labels, data.num_classes, f"{data_name}/train, {count} images, seed {seed}",
+                     logits.argmax(1) if readable else None, data.class_names)
+
+
+def class_figures(confusion: torch.Tensor, reference: Reference) -> dict[str, Any]:
+    """``confusion`` (rows: the class asked for, columns: the class read) and each class's figures
+    (``per_class``), with the evaluator's reading of the reference's real images beside them."""
+    real = None
+    if reference.predicted is not None:
+        real = confusion_matrix(reference.predicted, reference.labels, reference.num_classes)
+    return {"confusion": confusion.tolist(), "per_class": per_class(confusion, real, reference.class_names)}
 
 
 @torch.no_grad()
@@ -79,13 +94,17 @@ class MetricSpec:
 
 
 def score(images: torch.Tensor, requested: torch.Tensor | None, reference: Reference, evaluator: Evaluator,
-          metrics: Iterable[MetricSpec], *, seed: int = 0) -> dict[str, Any]:
-    """Every registered metric that applies to these samples, with the figures' provenance."""
+          metrics: Iterable[MetricSpec], *, seed: int = 0, by_class: bool = False) -> dict[str, Any]:
+    """Every registered metric that applies to these samples, with the figures' provenance;
+    ``by_class``: also the confusion matrix and per-class figures of a conditional generator's samples."""
     features, logits = evaluator.embed(images)
     samples = Samples(features, logits, requested)
     result: dict[str, Any] = {}
     for metric in metrics:
         result.update(metric.compute(samples, reference, seed))
+    readable = logits is not None and reference.num_classes is not None and logits.shape[1] == reference.num_classes
+    if by_class and requested is not None and readable:
+        result.update(class_figures(confusion_matrix(logits.argmax(1), requested, reference.num_classes), reference))
     result.update({
         "n": len(images),
         "reference": reference.description,
@@ -108,23 +127,31 @@ class Evaluation:
         self.metrics = list(metrics)
         self.n, self.seed, self.device = n, seed, device
 
-    def run(self, generator: nn.Module, truncation: float | None = None, *, sample_seed: int | None = None) -> dict[str, Any]:
-        """Score ``n`` samples drawn with ``sample_seed`` (default: the reference's seed)."""
+    def run(self, generator: nn.Module, truncation: float | None = None, *, sample_seed: int | None = None,
+            by_class: bool = False) -> dict[str, Any]:
+        """Score ``n`` samples drawn with ``sample_seed`` (default: the reference's seed); ``by_class``
+        as in :func:`score`."""
         seed = self.seed if sample_seed is None else sample_seed
         images, requested = generate(generator, self.n, seed=seed, device=self.device, truncation=truncation)
-        return score(images, requested, self.reference, self.evaluator, self.metrics, seed=seed)
+        return score(images, requested, self.reference, self.evaluator, self.metrics, seed=seed, by_class=by_class)
 
-    def repeat(self, generator: nn.Module, repeats: int, truncation: float | None = None) -> dict[str, Any]:
+    def repeat(self, generator: nn.Module, repeats: int, truncation: float | None = None, *,
+               by_class: bool = False) -> dict[str, Any]:
         """Score ``repeats`` independent sample sets against the one reference: each figure's mean, its
         standard deviation across the sets (``<name>_sd``: how far one evaluation's figure moves with
-        the samples alone), and every set's figures under ``per_repeat``."""
+        the samples alone), and every set's figures under ``per_repeat``; per-class figures
+        (``by_class``) count the samples of all sets together."""
         if repeats < 2:
             raise GanforgeError(f"repeats={repeats}: a spread needs at least 2 sample sets; use run() for one")
-        runs = [self.run(generator, truncation, sample_seed=self.seed + k) for k in range(repeats)]
+        runs = [self.run(generator, truncation, sample_seed=self.seed + k, by_class=by_class) for k in range(repeats)]
         summary: dict[str, Any] = {}
         for key, first in runs[0].items():
             values = [r[key] for r in runs]
-            if isinstance(first, (int, float)) and key != "n":
+            if key == "confusion":
+                summary.update(class_figures(torch.tensor(values).sum(0), self.reference))
+            elif key == "per_class":
+                continue
+            elif isinstance(first, (int, float)) and key != "n":
                 summary[key] = statistics.fmean(values)
                 if not key.endswith(("_std", "_se")):  # already a spread: its mean is what to report
                     summary[f"{key}_sd"] = statistics.stdev(values)

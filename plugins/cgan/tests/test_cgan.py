@@ -118,6 +118,27 @@ def test_train_and_sample_one_row_per_class(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "classes 0 to 9" in proc.stderr
 
 
+def test_eval_breaks_conditional_accuracy_down_by_class(tmp_path: Path) -> None:
+    proc = run_cli("train", "cgan", "--steps", "30", "--batch-size", "32", "--out", "run", "--set", "g_hidden=[32]",
+                   "--set", "d_hidden=[32]", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for repeats in (1, 2):
+        proc = run_cli("eval", "run", "--n", "500", "--repeats", str(repeats), cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        figures = json.loads((tmp_path / "run" / "eval.json").read_text())
+        confusion = torch.tensor(figures["confusion"])
+        assert confusion.shape == (10, 10) and confusion.sum(1).tolist() == [50 * repeats] * 10  # every set pooled
+        records = figures["per_class"]
+        assert [r["accuracy"] for r in records] == pytest.approx((confusion.diag() / confusion.sum(1)).tolist())
+        # Each class was asked for equally often, so the overall share is the mean of the classes' shares.
+        assert figures["conditional_accuracy"] == pytest.approx(sum(r["accuracy"] for r in records) / 10)
+        real = [r["real_accuracy"] for r in records]
+        assert min(real) > 0.9  # mnist-cnn reads the real digits of the reference right
+        header = proc.stdout.split("CLASS")[1].splitlines()[0].split()
+        assert header == ["ASKED", "READ", "AS", "ASKED", "REAL", "IMAGES", "MOST", "OFTEN", "READ", "AS"]
+        assert f"{real[3]:.3f}" in proc.stdout.split("CLASS")[1].splitlines()[4]
+
+
 def test_a_run_recorded_before_label_every_layer_still_samples_and_resumes(tmp_path: Path) -> None:
     # Such a run's config.json lacks the field; the variant's legacy_config rebuilds its z-only G.
     proc = run_cli("train", "cgan", "--steps", "6", "--batch-size", "16", "--out", "run", "--set", "g_hidden=[32]",
