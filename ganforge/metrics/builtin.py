@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import torch
+
 from ..hookspecs import hookimpl
 from .classes import conditional_accuracy, mode_coverage, share_standard_error
 from .distances import frechet_distance, kernel_inception_distance
-from .evaluate import MetricSpec, Reference, Samples
+from .evaluate import MetricSpec, Reference, Samples, read_classes
 from .manifold import precision_recall
 
 PR_POINTS = 5000
@@ -28,10 +30,8 @@ def manifold(samples: Samples, reference: Reference, seed: int) -> Mapping[str, 
     return {"precision": precision, "recall": recall}
 
 
-def _predicted(samples: Samples, reference: Reference):
-    usable = (samples.logits is not None and reference.labels is not None
-              and samples.logits.shape[1] == reference.num_classes)
-    return samples.logits.argmax(1) if usable else None
+def _predicted(samples: Samples, reference: Reference) -> torch.Tensor | None:
+    return read_classes(samples.logits, reference.labels, reference.num_classes)
 
 
 def modes(samples: Samples, reference: Reference, seed: int) -> Mapping[str, float]:

@@ -32,6 +32,14 @@ class Reference:
     class_names: tuple[str, ...] | None = None
 
 
+def read_classes(logits: torch.Tensor | None, labels: torch.Tensor | None, num_classes: int | None) -> torch.Tensor | None:
+    """The class the evaluator reads each image as, when it is a classifier over the data's own
+    labelled classes; otherwise None (no class figure applies)."""
+    if logits is None or labels is None or logits.shape[1] != num_classes:
+        return None
+    return logits.argmax(1)
+
+
 def make_reference(data: ImageData, data_name: str, evaluator: Evaluator, n: int, seed: int = 0) -> Reference:
     """Embed ``n`` training images (all of them if fewer), chosen with ``seed``."""
     count = min(n, len(data.images))
@@ -39,9 +47,8 @@ def make_reference(data: ImageData, data_name: str, evaluator: Evaluator, n: int
     real = data.images[idx].float().div(127.5).sub(1.0)
     features, logits = evaluator.embed(real)
     labels = data.labels[idx] if data.labels is not None else None
-    readable = logits is not None and labels is not None and logits.shape[1] == data.num_classes
     return Reference(features, labels, data.num_classes, f"{data_name}/train, {count} images, seed {seed}",
-                     logits.argmax(1) if readable else None, data.class_names)
+                     read_classes(logits, labels, data.num_classes), data.class_names)
 
 
 def class_figures(confusion: torch.Tensor, reference: Reference) -> dict[str, Any]:
@@ -102,9 +109,9 @@ def score(images: torch.Tensor, requested: torch.Tensor | None, reference: Refer
     result: dict[str, Any] = {}
     for metric in metrics:
         result.update(metric.compute(samples, reference, seed))
-    readable = logits is not None and reference.num_classes is not None and logits.shape[1] == reference.num_classes
-    if by_class and requested is not None and readable:
-        result.update(class_figures(confusion_matrix(logits.argmax(1), requested, reference.num_classes), reference))
+    predicted = read_classes(logits, reference.labels, reference.num_classes)
+    if by_class and requested is not None and predicted is not None:
+        result.update(class_figures(confusion_matrix(predicted, requested, reference.num_classes), reference))
     result.update({
         "n": len(images),
         "reference": reference.description,
