@@ -52,6 +52,9 @@ class TrainConfig(BaseModel):
         None, description="replay the whole training step as one CUDA graph; default: on for one-process CUDA runs without compile")
     onednn_linear: bool | None = Field(
         None, description="run fp32 Linear layers on oneDNN's AVX-512 kernels; default: on for x86 CPUs, without compile")
+    bf16_weights: bool | None = Field(
+        None, description="with bf16 on the CPU, keep bf16 copies of Linear weights instead of casting them at every use; "
+                          "default: on for one process without compile when G and D hold only Linear layers")
     channels_last: bool | None = Field(
         None, description="channels-last memory format; default: on for variants with convolutions")
     log_every: int = Field(100, ge=1)

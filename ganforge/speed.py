@@ -3,7 +3,8 @@
 Kept apart from the trainer so the defaults for a CUDA machine can be checked on one without CUDA.
 The CUDA defaults follow the figures in docs/performance.md (an H200): these models are small enough
 that a GPU step is bound by launching kernels, so replaying the whole step as one CUDA graph pays
-most, and torch.compile, whose per-call overhead outweighs its fused kernels here, is off.
+most, and torch.compile, whose per-call overhead outweighs its fused kernels here, is off. On the
+CPU, bf16 runs of models built of Linear layers keep bf16 copies of their weights (bf16_weights.py).
 """
 
 from __future__ import annotations
@@ -27,11 +28,15 @@ class Speed:
     cuda_graphs: bool
     capture_step: bool
     onednn_linear: bool
+    bf16_weights: bool
 
 
-def resolve_speed(config: TrainConfig, device: torch.device, world_size: int = 1, *,
+def resolve_speed(config: TrainConfig, device: torch.device, world_size: int = 1, *, linear_only: bool = False,
                   bf16_supported: bool | None = None, onednn_available: bool | None = None) -> Speed:
-    """Resolve ``config``'s speed settings for ``device``; a combination that cannot work is a GanforgeError."""
+    """Resolve ``config``'s speed settings for ``device``; a combination that cannot work is a GanforgeError.
+
+    ``linear_only``: whether every weight of G and D lies in an ``nn.Linear`` (:func:`ganforge.bf16_weights.linear_only`).
+    """
     cuda = device.type == "cuda"
     if bf16_supported is None:
         bf16_supported = cuda and torch.cuda.is_bf16_supported()
@@ -61,4 +66,18 @@ def resolve_speed(config: TrainConfig, device: torch.device, world_size: int = 1
     if config.onednn_linear and compile_:
         raise GanforgeError("onednn_linear and --compile do not combine (inductor picks its own kernels); drop one of them")
     onednn = (on_x86_cpu and not compile_) if config.onednn_linear is None else bool(config.onednn_linear)
-    return Speed(precision, compile_, cuda_graphs, capture_step, onednn)
+
+    if config.bf16_weights:
+        refusals = [
+            (device.type != "cpu", f"bf16_weights runs on the CPU; this run is on {device}"),
+            (precision != "bf16", "bf16_weights keeps bf16 copies for bf16 autocast; add --precision bf16"),
+            (world_size > 1, "bf16_weights does not run under torchrun (DDP would all-reduce bf16 gradients)"),
+            (compile_, "bf16_weights and --compile do not combine (compile casts inside its own graphs)"),
+            (not linear_only, f"bf16_weights needs G and D whose every weight is in an nn.Linear; variant {config.variant!r} has others"),
+        ]
+        for refused, why in refusals:
+            if refused:
+                raise GanforgeError(f"{why}; drop --set bf16_weights=true")
+    bf16_weights = (config.bf16_weights if config.bf16_weights is not None else
+                    device.type == "cpu" and precision == "bf16" and world_size == 1 and not compile_ and linear_only)
+    return Speed(precision, compile_, cuda_graphs, capture_step, onednn, bf16_weights)

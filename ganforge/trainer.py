@@ -27,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import __version__
+from .bf16_weights import BF16Weights, linear_only
 from .catalog import Catalog, load_catalog
 from .config import TrainConfig
 from .devices import pick_device
@@ -127,22 +128,28 @@ class Trainer:
         # as two forwards, and bigger matrix products run faster.
         self.joint_d_forward = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.discriminator.modules())
         self.ema = EMA(self.generator, config.ema, config.ema_start) if config.ema else None
-        self._d_params = list(self.discriminator.parameters())
-        self.speed = resolve_speed(config, self.device, self.dist.world_size)
+        self.speed = resolve_speed(config, self.device, self.dist.world_size,
+                                   linear_only=linear_only(self.generator, self.discriminator))
         # Fused kernels (CPU and CUDA) update every parameter in one pass instead of a dozen;
         # capturable keeps Adam's step count on the device, as a captured step needs.
         fused = self.device.type in ("cpu", "cuda")
         adam = {"betas": self.betas, "fused": fused, "capturable": self.speed.capture_step}
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.lr_g, **adam)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.lr_d, **adam)
+        # With bf16_weights the step runs bf16 copies; the fp32 models stay what is trained, averaged and saved.
+        self._g16 = BF16Weights(self.generator) if self.speed.bf16_weights else None
+        self._d16 = BF16Weights(self.discriminator) if self.speed.bf16_weights else None
         if self.speed.onednn_linear:
             use_onednn_linears(self.generator)
             use_onednn_linears(self.discriminator)
-        self.g_run: nn.Module = self.dist.wrap(self.generator)
-        self.d_run: nn.Module = self.dist.wrap(self.discriminator)
+        g_step = self._g16.module if self._g16 is not None else self.generator
+        d_step = self._d16.module if self._d16 is not None else self.discriminator
+        self._d_params = list(d_step.parameters())
+        self.g_run: nn.Module = self.dist.wrap(g_step)
+        self.d_run: nn.Module = self.dist.wrap(d_step)
         # The gradient penalty differentiates D's input gradient again, which compiled code cannot.
         self.d_penalty: nn.Module = self.d_run
-        self.d_plain: nn.Module = self.discriminator
+        self.d_plain: nn.Module = d_step
         if self.speed.compile:
             mode = "reduce-overhead" if self.speed.cuda_graphs else None
             self.g_run, self.d_run = torch.compile(self.g_run, mode=mode), torch.compile(self.d_run, mode=mode)
@@ -217,6 +224,7 @@ class Trainer:
                 "capture_step": self.speed.capture_step,
                 "channels_last": self.memory_format == torch.channels_last,
                 "onednn_linear": self.speed.onednn_linear,
+                "bf16_weights": self.speed.bf16_weights,
             },
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "ganforge": __version__},
         }
@@ -296,20 +304,28 @@ class Trainer:
                 if cfg.gradient_penalty:
                     penalty = gradient_penalty(self.d_penalty, real, fake, real_labels, generator=self.noise)
                     d_loss = d_loss + cfg.gradient_penalty * penalty
-            self.opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            self.opt_d.step()
+            self._update(self.opt_d, self._d16, d_loss)
         # D's weights need no gradient for G's update; skipping them saves a third of D's backward.
         for p in self._d_params:
             p.requires_grad_(False)
         with self._autocast():
             g_loss = self.loss.g_loss(self.d_plain(fake, fake_labels).float())
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt_g.step()
+        self._update(self.opt_g, self._g16, g_loss)
         for p in self._d_params:
             p.requires_grad_(True)
         self._sums += torch.stack([d_loss.detach(), g_loss.detach(), d_real.detach().mean(), d_fake.detach().mean()])
+
+    @staticmethod
+    def _update(optimizer: torch.optim.Optimizer, copies: BF16Weights | None, loss: torch.Tensor) -> None:
+        """One optimiser step on ``loss``, through the bf16 copies when the step runs them."""
+        if copies is None:
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        else:
+            copies.zero_grad()
+            loss.backward()
+            copies.step(optimizer)
 
     # ----------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -375,6 +391,10 @@ class Trainer:
         last_metrics: dict[str, Any] = {}
         pm = self.catalog.pm
         pm.hook.ganforge_train_start(trainer=self)
+        # The weights may have changed since the copies were made: a resume, or a train_start hook.
+        for copies in (self._g16, self._d16):
+            if copies is not None:
+                copies.sync()
         # Only rank 0 shows a bar; TQDM_DISABLE=1 silences it there too.
         quiet = {} if self.dist.is_main else {"disable": True}
         bar = tqdm(total=cfg.steps, initial=self.step, unit="step", dynamic_ncols=True, mininterval=0.5,

@@ -92,6 +92,8 @@ def test_train_reads_a_toml_config_and_flags_override_it(cli, tmp_path: Path) ->
                      marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
         pytest.param(["train", "mlp", "--set", "capture_step=true"], "capture_step replays CUDA graphs; this run is on cpu",
                      marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
+        (["train", "mlp", "--set", "bf16_weights=true"], "bf16_weights keeps bf16 copies for bf16 autocast; add --precision bf16"),
+        (["train", "dcgan", "--precision", "bf16", "--set", "bf16_weights=true"], "variant 'dcgan' has others"),
         (["train", "mlp", "--batch-size", "6000"], "larger than the 5000 images"),
         (["train", "mlp", "--config", "nope.toml"], "nope.toml: no such file"),
         (["train"], "name a variant"),

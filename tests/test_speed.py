@@ -11,13 +11,15 @@ from ganforge.speed import Speed, resolve_speed
 CUDA, CPU = torch.device("cuda"), torch.device("cpu")
 
 
-def speed(device: torch.device, world_size: int = 1, *, bf16: bool = True, onednn: bool = True, **settings) -> Speed:
-    return resolve_speed(TrainConfig(variant="mlp", **settings), device, world_size,
+def speed(device: torch.device, world_size: int = 1, *, bf16: bool = True, onednn: bool = True, linear_only: bool = True,
+          **settings) -> Speed:
+    return resolve_speed(TrainConfig(variant="mlp", **settings), device, world_size, linear_only=linear_only,
                          bf16_supported=bf16, onednn_available=onednn)
 
 
 def test_one_cuda_process_defaults_to_bf16_and_a_captured_step_without_compile() -> None:
-    assert speed(CUDA) == Speed(precision="bf16", compile=False, cuda_graphs=False, capture_step=True, onednn_linear=False)
+    assert speed(CUDA) == Speed(precision="bf16", compile=False, cuda_graphs=False, capture_step=True, onednn_linear=False,
+                                bf16_weights=False)
     assert speed(CUDA, bf16=False).precision == "fp32"
     assert speed(CUDA, precision="fp32").precision == "fp32"
 
@@ -30,10 +32,20 @@ def test_under_torchrun_or_with_compile_the_step_is_not_captured() -> None:
 
 
 def test_cpu_defaults_to_fp32_and_onednn_linear_where_available() -> None:
-    assert speed(CPU) == Speed(precision="fp32", compile=False, cuda_graphs=False, capture_step=False, onednn_linear=True)
+    assert speed(CPU) == Speed(precision="fp32", compile=False, cuda_graphs=False, capture_step=False, onednn_linear=True,
+                               bf16_weights=False)
     assert not speed(CPU, onednn=False).onednn_linear
     assert not speed(CPU, compile=True).onednn_linear
     assert not speed(CPU, compile=True, cuda_graphs=True).cuda_graphs  # CUDA graphs need CUDA
+
+
+def test_bf16_on_one_cpu_process_keeps_bf16_weight_copies_for_linear_models() -> None:
+    assert speed(CPU, precision="bf16").bf16_weights
+    assert not speed(CPU, precision="bf16", linear_only=False).bf16_weights
+    assert not speed(CPU, 2, precision="bf16").bf16_weights
+    assert not speed(CPU, precision="bf16", compile=True).bf16_weights
+    assert not speed(CPU, precision="bf16", bf16_weights=False).bf16_weights
+    assert not speed(CUDA, capture_step=False).bf16_weights
 
 
 @pytest.mark.parametrize(("device", "world_size", "settings", "message"), [
@@ -42,7 +54,16 @@ def test_cpu_defaults_to_fp32_and_onednn_linear_where_available() -> None:
     (CUDA, 1, {"capture_step": True, "compile": True}, "capture_step and --compile do not combine"),
     (CUDA, 1, {"onednn_linear": True}, "onednn_linear needs an x86 CPU device"),
     (CPU, 1, {"onednn_linear": True, "compile": True}, "onednn_linear and --compile do not combine"),
+    (CUDA, 1, {"bf16_weights": True, "capture_step": False}, "bf16_weights runs on the CPU; this run is on cuda"),
+    (CPU, 1, {"bf16_weights": True}, "bf16_weights keeps bf16 copies for bf16 autocast; add --precision bf16"),
+    (CPU, 2, {"bf16_weights": True, "precision": "bf16"}, "bf16_weights does not run under torchrun"),
+    (CPU, 1, {"bf16_weights": True, "precision": "bf16", "compile": True}, "bf16_weights and --compile do not combine"),
 ])
 def test_impossible_combinations_are_refused(device: torch.device, world_size: int, settings: dict, message: str) -> None:
     with pytest.raises(GanforgeError, match=message):
         speed(device, world_size, **settings)
+
+
+def test_bf16_weights_for_a_model_with_other_layers_is_refused() -> None:
+    with pytest.raises(GanforgeError, match="every weight is in an nn.Linear; variant 'mlp' has others; drop --set bf16_weights=true"):
+        speed(CPU, precision="bf16", bf16_weights=True, linear_only=False)

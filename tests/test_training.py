@@ -55,7 +55,8 @@ def test_default_length_is_twenty_epochs(tmp_path: Path) -> None:
     assert Trainer(config(tmp_path, steps=None, epochs=2, batch_size=500, n_critic=2)).config.steps == 10
 
 
-@pytest.mark.parametrize("extra", [{}, {"ema": 0.95, "ema_start": 20, "n_critic": 2, "loss": "wasserstein", "gradient_penalty": 10.0}])
+@pytest.mark.parametrize("extra", [{}, {"ema": 0.95, "ema_start": 20, "n_critic": 2, "loss": "wasserstein", "gradient_penalty": 10.0},
+                                   {"precision": "bf16"}])  # bf16 on the CPU: the step's bf16 weight copies follow the resumed masters
 def test_resuming_continues_exactly(tmp_path: Path, extra: dict) -> None:
     # 2N steps straight through, against N steps and a resume to 2N: the same weights and optimiser
     # states, bit for bit, because the data order, the noise and every RNG state are restored.

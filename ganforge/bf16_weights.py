@@ -1,0 +1,65 @@
+"""bf16 copies of a model's Linear weights, refreshed once per optimiser step, for bf16 autocast on the CPU.
+
+Under autocast every use of a Linear layer's weight and bias casts it to bf16, and the backward pass
+casts each bf16 gradient back: in the mlp's step that is 40 casts, each an operator call with its
+autograd node, for about the same number of bytes as one pass over the weights. Here the bf16
+copies are tensors of their own, a second copy of the model that the step runs (autocast leaves bf16
+tensors as they are and still sets every other operator's precision). The fp32 weights stay the
+model itself, the masters that the optimiser updates, the EMA averages and checkpoints hold: after
+each backward pass the copies' gradients are copied into the masters' in one call, and after each
+optimiser step the copies are refreshed in one call.
+
+The values are those autocast's casts would give, so a run trains bit for bit as it does with
+autocast alone (tests/test_bf16_weights.py). That holds only for models whose every parameter lives
+in an ``nn.Linear`` (exactly that class, whose forward is ``F.linear``): autocast runs linear layers
+in bf16 but other layers that hold weights (normalisation, embeddings) differently, so any other
+model keeps plain autocast (:func:`linear_only`).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+def linear_only(*models: nn.Module) -> bool:
+    """Whether every parameter of ``models`` belongs to an ``nn.Linear`` layer (and there is one)."""
+    owners = [m for model in models for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
+    return bool(owners) and all(type(m) is nn.Linear for m in owners)
+
+
+class BF16Weights:
+    """``module``: a bf16 copy of ``model`` to run under autocast; ``model``'s fp32 weights stay the masters."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.module = copy.deepcopy(model).to(torch.bfloat16)
+        self._copies = list(self.module.parameters())
+        self._masters = list(model.parameters())
+        # The masters' gradients are kept from step to step and overwritten: one copy per step, no allocation.
+        for p in self._masters:
+            p.grad = torch.zeros_like(p)
+        self._master_grads = [p.grad for p in self._masters]
+
+    def zero_grad(self) -> None:
+        """Clear the copies' gradients before a backward pass."""
+        for p in self._copies:
+            p.grad = None
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Hand the copies' gradients to the masters, step ``optimizer`` (over the masters), refresh the copies."""
+        grads = [p.grad for p in self._copies]
+        if all(g is not None for g in grads) and all(m.grad is b for m, b in zip(self._masters, self._master_grads)):
+            torch._foreach_copy_(self._master_grads, grads)
+        else:
+            # A layer the loss did not reach has no gradient, and the optimiser skips it, as under autocast.
+            for master, buffer, grad in zip(self._masters, self._master_grads, grads):
+                master.grad = None if grad is None else buffer.copy_(grad)
+        optimizer.step()
+        self.sync()
+
+    @torch.no_grad()
+    def sync(self) -> None:
+        """Make the copies equal to the masters (after the masters changed outside :meth:`step`: a resume)."""
+        torch._foreach_copy_(self._copies, self._masters)

@@ -1,0 +1,83 @@
+"""bf16 copies of Linear weights: a bf16 CPU run trains bit for bit as it does with autocast's own casts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from ganforge import TrainConfig, load_catalog, train
+from ganforge.bf16_weights import BF16Weights, linear_only
+from ganforge.runs import RunDir
+from ganforge.testing import assert_states_equal
+from ganforge.trainer import build_models
+from ganforge.variant import DataShape
+
+
+def _run(tmp_path: Path, name: str, **settings) -> RunDir:
+    config = TrainConfig.model_validate({
+        "variant": "mlp", "model": {"g_hidden": [32, 64], "d_hidden": [48]}, "steps": 12, "batch_size": 16,
+        "device": "cpu", "precision": "bf16", "log_every": 4, "out": tmp_path / name, **settings})
+    return RunDir(train(config).run_dir)
+
+
+@pytest.mark.parametrize("extra", [{}, {"loss": "wasserstein", "gradient_penalty": 10.0, "n_critic": 2, "ema": 0.9, "ema_start": 4}])
+def test_bf16_copies_train_exactly_as_autocast_does(tmp_path: Path, extra: dict) -> None:
+    copies = _run(tmp_path, "copies", **extra)
+    autocast = _run(tmp_path, "autocast", bf16_weights=False, **extra)
+    assert json.loads(copies.config_path.read_text())["resolved"]["bf16_weights"] is True
+    assert json.loads(autocast.config_path.read_text())["resolved"]["bf16_weights"] is False
+    a, b = copies.load_checkpoint("last"), autocast.load_checkpoint("last")
+    for key in ("generator", "discriminator", "opt_g", "opt_d", "ema"):
+        assert (key in a) == (key in b)
+        if key in a:
+            assert_states_equal(a[key], b[key], key)
+    assert a["generator"]["net.0.weight"].dtype == torch.float32  # the masters are what is saved
+    losses = [(r["d_loss"], r["g_loss"]) for r in copies.read_metrics()]
+    assert losses == [(r["d_loss"], r["g_loss"]) for r in autocast.read_metrics()]
+    # and the step did run in bf16: fp32 ends elsewhere
+    fp32 = _run(tmp_path, "fp32", **{**extra, "precision": "fp32"}).load_checkpoint("last")
+    assert not torch.equal(fp32["generator"]["net.0.weight"], a["generator"]["net.0.weight"])
+
+
+def test_a_layer_without_a_gradient_is_skipped_as_under_autocast() -> None:
+    # Only the first layer is used: its master moves, the other keeps its weights and gets no Adam state.
+    torch.manual_seed(0)
+    mine, theirs = nn.ModuleList([nn.Linear(6, 5), nn.Linear(5, 4)]), nn.ModuleList([nn.Linear(6, 5), nn.Linear(5, 4)])
+    theirs.load_state_dict(mine.state_dict())
+    unused = mine[1].weight.clone()
+    copies = BF16Weights(mine)
+    opt_mine, opt_theirs = torch.optim.Adam(mine.parameters(), fused=True), torch.optim.Adam(theirs.parameters(), fused=True)
+    x = torch.randn(8, 6)
+    for _ in range(3):
+        copies.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = copies.module[0](x).float().square().mean()
+        loss.backward()
+        copies.step(opt_mine)
+        opt_theirs.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = theirs[0](x).float().square().mean()
+        loss.backward()
+        opt_theirs.step()
+    assert_states_equal(mine.state_dict(), theirs.state_dict())
+    assert torch.equal(mine[1].weight, unused) and mine[1].weight not in opt_mine.state
+    assert torch.equal(copies.module[0].weight, mine[0].weight.bfloat16())
+
+
+def test_only_models_built_of_linear_layers_qualify() -> None:
+    catalog = load_catalog()
+    spec = catalog.variants.get("mlp")
+    assert linear_only(*build_models(spec, spec.make_config(), DataShape(1, 28, 28)))
+
+    class ScaledLinear(nn.Linear):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 2 * super().forward(x)
+
+    assert not linear_only(nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4)))
+    assert not linear_only(nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 4)))
+    assert not linear_only(ScaledLinear(4, 4))  # its forward is its own
+    assert not linear_only(nn.Tanh())  # nothing to copy
