@@ -10,10 +10,10 @@ each backward pass the copies' gradients are copied into the masters' in one cal
 optimiser step the copies are refreshed in one call.
 
 The values are those autocast's casts would give, so a run trains bit for bit as it does with
-autocast alone (tests/test_bf16_weights.py). That holds only for models whose every parameter lives
-in an ``nn.Linear`` (exactly that class, whose forward is ``F.linear``): autocast runs linear layers
-in bf16 but other layers that hold weights (normalisation, embeddings) differently, so any other
-model keeps plain autocast (:func:`linear_only`).
+autocast alone (tests/test_bf16_weights.py). That holds for models whose every parameter lives in
+an ``nn.Linear`` (exactly that class, whose forward is ``F.linear``) and is read only by that forward:
+autocast runs linear layers in bf16 but other layers that hold weights (normalisation, embeddings)
+differently, so any other model keeps plain autocast (:func:`linear_only`).
 """
 
 from __future__ import annotations
