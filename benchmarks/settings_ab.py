@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import torch
 
-from ganforge import TrainConfig, load_catalog
+from ganforge import GanforgeError, TrainConfig, load_catalog
 from ganforge.cli import _apply_sets  # the CLI's own --set parser
 from ganforge.nn import trusted_labels
 from ganforge.trainer import Trainer
@@ -56,7 +57,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=30)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        a, b = _trainer(args, args.a, Path(tmp) / "a"), _trainer(args, args.b, Path(tmp) / "b")
+        try:
+            a, b = _trainer(args, args.a, Path(tmp) / "a"), _trainer(args, args.b, Path(tmp) / "b")
+        except GanforgeError as exc:
+            sys.exit(f"settings_ab.py: error: {exc}")
         times: dict[str, list[float]] = {"a": [], "b": []}
         with trusted_labels():
             for _ in range(args.rounds):
