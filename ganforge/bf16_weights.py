@@ -25,7 +25,10 @@ from torch import nn
 
 
 def linear_only(*models: nn.Module) -> bool:
-    """Whether every parameter of ``models`` belongs to an ``nn.Linear`` layer (and there is one)."""
+    """Whether every parameter of ``models`` belongs to an ``nn.Linear`` layer (and there is one), and
+    they hold no buffers: the step would update or read the copy's, not the model's."""
+    if any(True for model in models for _ in model.buffers()):
+        return False
     owners = [m for model in models for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
     return bool(owners) and all(type(m) is nn.Linear for m in owners)
 

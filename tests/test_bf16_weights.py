@@ -81,3 +81,6 @@ def test_only_models_built_of_linear_layers_qualify() -> None:
     assert not linear_only(nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 4)))
     assert not linear_only(ScaledLinear(4, 4))  # its forward is its own
     assert not linear_only(nn.Tanh())  # nothing to copy
+    with_buffer = nn.Linear(4, 4)
+    with_buffer.register_buffer("scale", torch.ones(4))
+    assert not linear_only(with_buffer)  # the step would use the copy's buffer, not the model's
