@@ -67,17 +67,16 @@ def resolve_speed(config: TrainConfig, device: torch.device, world_size: int = 1
         raise GanforgeError("onednn_linear and --compile do not combine (inductor picks its own kernels); drop one of them")
     onednn = (on_x86_cpu and not compile_) if config.onednn_linear is None else bool(config.onednn_linear)
 
-    if config.bf16_weights:
-        refusals = [
-            (device.type != "cpu", f"bf16_weights runs on the CPU; this run is on {device}"),
-            (precision != "bf16", "bf16_weights keeps bf16 copies for bf16 autocast; add --precision bf16"),
-            (world_size > 1, "bf16_weights does not run under torchrun (DDP would all-reduce bf16 gradients)"),
-            (compile_, "bf16_weights and --compile do not combine (compile casts inside its own graphs)"),
-            (not linear_only, f"bf16_weights needs G and D whose every weight is in an nn.Linear; variant {config.variant!r} has others"),
-        ]
-        for refused, why in refusals:
-            if refused:
-                raise GanforgeError(f"{why}; drop --set bf16_weights=true")
-    bf16_weights = (config.bf16_weights if config.bf16_weights is not None else
-                    device.type == "cpu" and precision == "bf16" and world_size == 1 and not compile_ and linear_only)
+    # The copies are on by default exactly where none of these stands in their way.
+    bf16_blockers = [
+        (device.type != "cpu", f"bf16_weights runs on the CPU; this run is on {device}"),
+        (precision != "bf16", "bf16_weights keeps bf16 copies for bf16 autocast; add --precision bf16"),
+        (world_size > 1, "bf16_weights does not run under torchrun (DDP would all-reduce bf16 gradients)"),
+        (compile_, "bf16_weights and --compile do not combine (compile casts inside its own graphs)"),
+        (not linear_only, f"bf16_weights needs G and D whose every weight is in an nn.Linear; variant {config.variant!r} has others"),
+    ]
+    blocked = next((why for applies, why in bf16_blockers if applies), None)
+    if config.bf16_weights and blocked:
+        raise GanforgeError(f"{blocked}; drop --set bf16_weights=true")
+    bf16_weights = blocked is None if config.bf16_weights is None else config.bf16_weights
     return Speed(precision, compile_, cuda_graphs, capture_step, onednn, bf16_weights)
