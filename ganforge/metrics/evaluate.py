@@ -109,9 +109,10 @@ def score(images: torch.Tensor, requested: torch.Tensor | None, reference: Refer
     result: dict[str, Any] = {}
     for metric in metrics:
         result.update(metric.compute(samples, reference, seed))
-    predicted = read_classes(logits, reference.labels, reference.num_classes)
-    if by_class and requested is not None and predicted is not None:
-        result.update(class_figures(confusion_matrix(predicted, requested, reference.num_classes), reference))
+    if by_class and requested is not None:
+        predicted = read_classes(logits, reference.labels, reference.num_classes)
+        if predicted is not None:
+            result.update(class_figures(confusion_matrix(predicted, requested, reference.num_classes), reference))
     result.update({
         "n": len(images),
         "reference": reference.description,
