@@ -13,7 +13,7 @@ The values are those autocast's casts would give, so a run trains bit for bit as
 autocast alone (tests/test_bf16_weights.py). That holds for models whose every parameter lives in
 an ``nn.Linear`` (exactly that class, whose forward is ``F.linear``) and is read only by that forward:
 autocast runs linear layers in bf16 but other layers that hold weights (normalisation, embeddings)
-differently, so any other model keeps plain autocast (:func:`linear_only`).
+differently, so any other model keeps plain autocast (:func:`why_not_copyable`).
 """
 
 from __future__ import annotations
@@ -24,13 +24,24 @@ import torch
 from torch import nn
 
 
-def linear_only(*models: nn.Module) -> bool:
-    """Whether every parameter of ``models`` belongs to an ``nn.Linear`` layer (and there is one), and
-    they hold no buffers: the step would update or read the copy's, not the model's."""
-    if any(True for model in models for _ in model.buffers()):
-        return False
-    owners = [m for model in models for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
-    return bool(owners) and all(type(m) is nn.Linear for m in owners)
+def why_not_copyable(**models: nn.Module) -> str | None:
+    """Why bf16 copies cannot stand in for ``models`` (named, as in "generator") under autocast, in
+    words for an error message; None when they can: every parameter belongs to an ``nn.Linear``
+    layer, there is at least one, and no model holds a buffer (the step would read and update the
+    copy's buffer, not the model's)."""
+    owners = {name: [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
+              for name, model in models.items()}
+    for name, modules in owners.items():
+        other = next((m for m in modules if type(m) is not nn.Linear), None)
+        if other is not None:
+            return f"the {name} has {type(other).__name__} weights"
+    for name, model in models.items():
+        buffer = next((key for key, _ in model.named_buffers()), None)
+        if buffer is not None:
+            return f"the {name} holds a buffer ({buffer})"
+    if not any(owners.values()):
+        return "they have no weights"
+    return None
 
 
 class BF16Weights:

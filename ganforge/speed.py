@@ -31,11 +31,12 @@ class Speed:
     bf16_weights: bool
 
 
-def resolve_speed(config: TrainConfig, device: torch.device, world_size: int = 1, *, linear_only: bool = False,
+def resolve_speed(config: TrainConfig, device: torch.device, world_size: int = 1, *, not_copyable: str | None,
                   bf16_supported: bool | None = None, onednn_available: bool | None = None) -> Speed:
     """Resolve ``config``'s speed settings for ``device``; a combination that cannot work is a GanforgeError.
 
-    ``linear_only``: whether every weight of G and D lies in an ``nn.Linear`` (:func:`ganforge.bf16_weights.linear_only`).
+    ``not_copyable``: why G and D cannot run through bf16 weight copies, None when they can
+    (:func:`ganforge.bf16_weights.why_not_copyable`).
     """
     cuda = device.type == "cuda"
     if bf16_supported is None:
@@ -73,7 +74,8 @@ def resolve_speed(config: TrainConfig, device: torch.device, world_size: int = 1
         (precision != "bf16", "bf16_weights keeps bf16 copies for bf16 autocast; add --precision bf16"),
         (world_size > 1, "bf16_weights does not run under torchrun (DDP would all-reduce bf16 gradients)"),
         (compile_, "bf16_weights and --compile do not combine (compile casts inside its own graphs)"),
-        (not linear_only, f"bf16_weights needs G and D whose every weight is in an nn.Linear; variant {config.variant!r} has others"),
+        (not_copyable is not None, "bf16_weights needs G and D whose every weight is in an nn.Linear and that hold no "
+                                  f"buffers; in variant {config.variant!r} {not_copyable}"),
     ]
     blocked = next((why for applies, why in bf16_blockers if applies), None)
     if config.bf16_weights and blocked:

@@ -27,7 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import __version__
-from .bf16_weights import BF16Weights, linear_only
+from .bf16_weights import BF16Weights, why_not_copyable
 from .catalog import Catalog, load_catalog
 from .config import TrainConfig
 from .devices import pick_device
@@ -129,7 +129,7 @@ class Trainer:
         self.joint_d_forward = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.discriminator.modules())
         self.ema = EMA(self.generator, config.ema, config.ema_start) if config.ema else None
         self.speed = resolve_speed(config, self.device, self.dist.world_size,
-                                   linear_only=linear_only(self.generator, self.discriminator))
+                                   not_copyable=why_not_copyable(generator=self.generator, discriminator=self.discriminator))
         # Fused kernels (CPU and CUDA) update every parameter in one pass instead of a dozen;
         # capturable keeps Adam's step count on the device, as a captured step needs.
         fused = self.device.type in ("cpu", "cuda")

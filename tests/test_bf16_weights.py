@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ganforge import TrainConfig, load_catalog, train
-from ganforge.bf16_weights import BF16Weights, linear_only
+from ganforge.bf16_weights import BF16Weights, why_not_copyable
 from ganforge.runs import RunDir
 from ganforge.testing import assert_states_equal
 from ganforge.trainer import build_models
@@ -68,19 +68,25 @@ def test_a_layer_without_a_gradient_is_skipped_as_under_autocast() -> None:
     assert torch.equal(copies.module[0].weight, mine[0].weight.bfloat16())
 
 
-def test_only_models_built_of_linear_layers_qualify() -> None:
+def test_only_models_built_of_linear_layers_qualify_and_the_others_are_named() -> None:
     catalog = load_catalog()
     spec = catalog.variants.get("mlp")
-    assert linear_only(*build_models(spec, spec.make_config(), DataShape(1, 28, 28)))
+    generator, discriminator = build_models(spec, spec.make_config(), DataShape(1, 28, 28))
+    assert why_not_copyable(generator=generator, discriminator=discriminator) is None
 
     class ScaledLinear(nn.Linear):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return 2 * super().forward(x)
 
-    assert not linear_only(nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4)))
-    assert not linear_only(nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 4)))
-    assert not linear_only(ScaledLinear(4, 4))  # its forward is its own
-    assert not linear_only(nn.Tanh())  # nothing to copy
     with_buffer = nn.Linear(4, 4)
     with_buffer.register_buffer("scale", torch.ones(4))
-    assert not linear_only(with_buffer)  # the step would use the copy's buffer, not the model's
+    cases = [
+        (nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4)), "the model has LayerNorm weights"),
+        (nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 4)), "the model has Embedding weights"),
+        (ScaledLinear(4, 4), "the model has ScaledLinear weights"),  # its forward is its own
+        (nn.Tanh(), "they have no weights"),
+        (with_buffer, "the model holds a buffer (scale)"),  # the step would use the copy's buffer
+    ]
+    for model, why in cases:
+        assert why_not_copyable(model=model) == why
+    assert why_not_copyable(generator=generator, discriminator=with_buffer) == "the discriminator holds a buffer (scale)"

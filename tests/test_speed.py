@@ -11,9 +11,9 @@ from ganforge.speed import Speed, resolve_speed
 CUDA, CPU = torch.device("cuda"), torch.device("cpu")
 
 
-def speed(device: torch.device, world_size: int = 1, *, bf16: bool = True, onednn: bool = True, linear_only: bool = True,
+def speed(device: torch.device, world_size: int = 1, *, bf16: bool = True, onednn: bool = True, not_copyable: str | None = None,
           **settings) -> Speed:
-    return resolve_speed(TrainConfig(variant="mlp", **settings), device, world_size, linear_only=linear_only,
+    return resolve_speed(TrainConfig(variant="mlp", **settings), device, world_size, not_copyable=not_copyable,
                          bf16_supported=bf16, onednn_available=onednn)
 
 
@@ -41,7 +41,7 @@ def test_cpu_defaults_to_fp32_and_onednn_linear_where_available() -> None:
 
 def test_bf16_on_one_cpu_process_keeps_bf16_weight_copies_for_linear_models() -> None:
     assert speed(CPU, precision="bf16").bf16_weights
-    assert not speed(CPU, precision="bf16", linear_only=False).bf16_weights
+    assert not speed(CPU, precision="bf16", not_copyable="the generator has Conv2d weights").bf16_weights
     assert not speed(CPU, 2, precision="bf16").bf16_weights
     assert not speed(CPU, precision="bf16", compile=True).bf16_weights
     assert not speed(CPU, precision="bf16", bf16_weights=False).bf16_weights
@@ -65,5 +65,6 @@ def test_impossible_combinations_are_refused(device: torch.device, world_size: i
 
 
 def test_bf16_weights_for_a_model_with_other_layers_is_refused() -> None:
-    with pytest.raises(GanforgeError, match="every weight is in an nn.Linear; variant 'mlp' has others; drop --set bf16_weights=true"):
-        speed(CPU, precision="bf16", bf16_weights=True, linear_only=False)
+    with pytest.raises(GanforgeError, match="every weight is in an nn.Linear and that hold no buffers; in variant 'mlp' "
+                                            "the generator has Conv2d weights; drop --set bf16_weights=true"):
+        speed(CPU, precision="bf16", bf16_weights=True, not_copyable="the generator has Conv2d weights")
