@@ -24,15 +24,15 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 import torch
 
 from ganforge import GanforgeError, TrainConfig, load_catalog
-from ganforge.cli import _apply_sets  # the CLI's own --set parser
+from ganforge.config import apply_sets
 from ganforge.nn import trusted_labels
 from ganforge.trainer import Trainer
 
 
-def _trainer(args: argparse.Namespace, sets: list[str], out: Path) -> Trainer:
+def _trainer(args: argparse.Namespace, side: str, sets: list[str], out: Path) -> Trainer:
     settings: dict[str, Any] = {"variant": args.variant, "steps": args.warmup, "batch_size": args.batch_size,
                                 "precision": args.precision, "device": "cpu", "out": out}
-    _apply_sets(settings, sets, set(load_catalog().variants.get(args.variant).config.model_fields))
+    apply_sets(settings, sets, load_catalog().variants.get(args.variant).config.model_fields, flag=f"--{side}")
     trainer = Trainer(TrainConfig.model_validate(settings))
     trainer.fit()  # warm-up, and sets up the loss accumulators train_step adds to
     return trainer
@@ -58,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            a, b = _trainer(args, args.a, Path(tmp) / "a"), _trainer(args, args.b, Path(tmp) / "b")
+            a, b = _trainer(args, "a", args.a, Path(tmp) / "a"), _trainer(args, "b", args.b, Path(tmp) / "b")
         except GanforgeError as exc:
             sys.exit(f"settings_ab.py: error: {exc}")
         times: dict[str, list[float]] = {"a": [], "b": []}

@@ -107,13 +107,6 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- train
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def _read_toml(path: Path) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
@@ -128,30 +121,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise GanforgeError(f"--config {path}: not valid TOML ({exc})") from None
 
 
-def _apply_sets(settings: dict[str, Any], sets: Sequence[str], model_fields: set[str]) -> None:
-    from .config import DataConfig, TrainConfig
-
-    for item in sets:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise GanforgeError(f"--set {item!r}: expected KEY=VALUE, e.g. --set latent_dim=64")
-        value = _parse_value(raw)
-        section, _, field = key.rpartition(".")
-        if section == "model" or (not section and field in model_fields):
-            settings.setdefault("model", {})[field] = value
-        elif section == "data" or (not section and field in DataConfig.model_fields and field not in TrainConfig.model_fields):
-            settings.setdefault("data", {})[field] = value
-        elif not section and field in TrainConfig.model_fields and field not in ("model", "data"):
-            settings[field] = value
-        else:
-            known = sorted(model_fields) + sorted(set(TrainConfig.model_fields) - {"model", "data", "variant"}) + [
-                f"data.{f}" for f in DataConfig.model_fields]
-            raise GanforgeError(f"--set {key}: unknown key; known keys: {', '.join(known)}")
-
-
 def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
     from .catalog import load_catalog
+    from .config import apply_sets
 
     settings: dict[str, Any] = _read_toml(args.config) if args.config else {}
     variant = args.variant or settings.get("variant")
@@ -172,7 +144,7 @@ def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
         settings["compile"] = args.compile
     if args.loggers:
         settings["loggers"] = args.loggers
-    _apply_sets(settings, args.set, set(spec.config.model_fields))
+    apply_sets(settings, args.set, spec.config.model_fields)
     try:
         spec.make_config(settings.get("model"))
     except ValidationError as exc:

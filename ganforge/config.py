@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .errors import GanforgeError
 
 
 class DataConfig(BaseModel):
@@ -71,3 +75,37 @@ class TrainConfig(BaseModel):
         if self.steps is not None and self.epochs is not None:
             raise ValueError("give steps or epochs, not both")
         return self
+
+
+def apply_sets(settings: dict[str, Any], sets: Sequence[str], model_fields: Iterable[str], flag: str = "--set") -> None:
+    """Apply ``KEY=VALUE`` overrides (the CLI's ``--set``) to ``settings``, a :class:`TrainConfig` as a dict.
+
+    A key names a field of the variant's model config (``model_fields``), of :class:`DataConfig` or of
+    :class:`TrainConfig`, bare or as ``model.KEY`` / ``data.KEY``; a value is read as JSON where it
+    parses and as a string otherwise. A malformed or unknown key is a GanforgeError naming ``flag``.
+    """
+    model_fields = set(model_fields)
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise GanforgeError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} latent_dim=64")
+        value = _parse_value(raw)
+        section, _, field = key.rpartition(".")
+        if section == "model" or (not section and field in model_fields):
+            settings.setdefault("model", {})[field] = value
+        elif section == "data" or (not section and field in DataConfig.model_fields and field not in TrainConfig.model_fields):
+            settings.setdefault("data", {})[field] = value
+        elif not section and field in TrainConfig.model_fields and field not in ("model", "data"):
+            settings[field] = value
+        else:
+            known = sorted(model_fields) + sorted(set(TrainConfig.model_fields) - {"model", "data", "variant"}) + [
+                f"data.{f}" for f in DataConfig.model_fields]
+            raise GanforgeError(f"{flag} {key}: unknown key; known keys: {', '.join(known)}")
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
