@@ -1,0 +1,70 @@
+"""The scripts in benchmarks/ run end to end, at sizes too small to mean anything, and print their tables.
+
+Nothing here checks a speed or a quality figure (those are the scripts' job, not the suite's): only
+that each script still runs against the current code and prints a row for everything it was asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+NUMBER = r"\d+(?:\.\d+)?"
+
+
+def bench(script: str, *args: str, cwd: Path, returncode: int = 0) -> str:
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "TQDM_DISABLE": "1"}, timeout=300)
+    assert proc.returncode == returncode, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return proc.stdout if returncode == 0 else proc.stderr
+
+
+def test_throughput_prints_a_ratio_for_each_precision(tmp_path: Path) -> None:
+    out = bench("throughput.py", "--steps", "8", "--rounds", "1", "--precisions", "fp32", "bf16", cwd=tmp_path)
+    for precision in ("fp32", "bf16"):
+        assert re.search(rf"^mlp +64 {precision} +\d+ +\d+ +{NUMBER}x$", out, re.M), out
+
+
+def test_step_profile_prints_phases_and_the_profiler_table(tmp_path: Path) -> None:
+    phases = bench("step_profile.py", "--phases", "--steps", "5", "--precision", "fp32", "bf16", cwd=tmp_path)
+    for phase in ("G forward", "Adam step, D", "backward passes, batch, noise", "step"):
+        assert re.search(rf"^{re.escape(phase)} +{NUMBER} +{NUMBER}$", phases, re.M), phases
+    table = bench("step_profile.py", "--steps", "5", "--rows", "5", cwd=tmp_path)
+    assert "Self CPU time total" in table and "aten::" in table
+
+
+def test_settings_ab_compares_two_sets_of_settings(tmp_path: Path) -> None:
+    out = bench("settings_ab.py", "--precision", "bf16", "--a", "bf16_weights=true", "--b", "bf16_weights=false",
+                "--rounds", "2", "--steps", "2", "--warmup", "2", cwd=tmp_path)
+    assert re.search(rf"^A +bf16_weights=true +{NUMBER} +\d+$", out, re.M), out
+    assert re.search(rf"^A is {NUMBER}x as fast as B", out, re.M), out
+
+
+def test_settings_ab_refuses_an_unknown_setting_in_one_line(tmp_path: Path) -> None:
+    err = bench("settings_ab.py", "--a", "colour=blue", cwd=tmp_path, returncode=1)
+    assert err.strip().splitlines()[-1].startswith("settings_ab.py: error: --a colour: unknown key")
+
+
+def test_gemm_prints_each_layer_shape(tmp_path: Path) -> None:
+    out = bench("gemm.py", "--repeats", "2", cwd=tmp_path)
+    assert re.search(rf"^ *1024x784 +{NUMBER} +{NUMBER} +{NUMBER}x", out, re.M), out
+
+
+def test_quality_scores_the_reference_and_a_variant(tmp_path: Path) -> None:
+    out = bench("quality.py", "--data", "mnist5k", "--variants", "reference", "mlp", "--epochs", "0.02",
+                "--out", str(tmp_path / "runs"), cwd=tmp_path)
+    for variant in ("reference", "mlp"):
+        assert re.search(rf"^{variant} +0 mnist5k +1 +\d+ +{NUMBER} ", out, re.M), out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_gpu_benchmark_says_it_needs_cuda(tmp_path: Path) -> None:
+    assert bench("gpu.py", cwd=tmp_path, returncode=1).strip() == "benchmarks/gpu.py needs a CUDA device"
