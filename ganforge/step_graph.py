@@ -8,30 +8,94 @@ step: both forwards, all backwards, both fused Adam updates and the loss bookkee
 
 The step must be capturable: no host syncs, no allocation outside the graph's pool that later steps
 rely on, every input at a fixed address (the trainer gathers batches by a device-side offset), and
-randomness only from generators registered here.
+randomness only from generators registered here. The optimisers' plain settings (a float learning
+rate, the betas) are recorded into the graph as constants, so when one changes between steps (a
+hook's learning-rate schedule) the step is captured anew with the new value: a changed setting is
+never silently ignored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 
 from .errors import GanforgeError
 
 
-class CapturedStep:
-    """Call it once per training step: the first ``warmup`` calls run ``step`` eagerly, then it replays a graph."""
+class SettingsWatch:
+    """Which of ``optimizers``' settings (by name: ``{"opt_g": ...}``) changed since :meth:`mark`.
 
-    def __init__(self, step: Callable[[], None], generators: Sequence[torch.Generator], warmup: int = 3) -> None:
+    A captured step holds a plain value (a float learning rate, the betas) as it stood at capture.
+    A tensor (a device-side learning rate) is read at each replay, so it counts by identity:
+    changing it in place reaches the graph, replacing it does not.
+    """
+
+    def __init__(self, optimizers: Mapping[str, torch.optim.Optimizer]) -> None:
+        self.optimizers = dict(optimizers)
+        self.mark()
+
+    def mark(self) -> None:
+        """Take the settings as they stand now as the ones the graph holds."""
+        self._held = self._values()
+        self._objects = self._setting_objects()
+
+    def changes(self) -> str:
+        """The settings whose values changed since :meth:`mark`, as "opt_g.lr 0.0002 -> 0.0001" ("" when
+        none did). Each call checks that the same objects are in place (under a microsecond); values
+        are compared only after something new was put there (a schedule may put back an equal value)."""
+        objects = self._setting_objects()
+        if len(objects) == len(self._objects) and all(map(operator.is_, objects, self._objects)):
+            return ""
+        self._objects = objects
+        return ", ".join(f"{key} {self._held.get(key)!r} -> {value!r}"
+                         for key, value in self._values().items() if self._held.get(key) != value)
+
+    def _setting_objects(self) -> list[Any]:
+        return [value for optimizer in self.optimizers.values() for group in optimizer.param_groups for value in group.values()]
+
+    def _values(self) -> dict[str, Any]:
+        return {f"{name}.{key}" if len(optimizer.param_groups) == 1 else f"{name}[{i}].{key}": _held(value)
+                for name, optimizer in self.optimizers.items() for i, group in enumerate(optimizer.param_groups)
+                for key, value in group.items() if key != "params"}
+
+
+def _held(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return ("tensor", id(value))
+    if isinstance(value, tuple):
+        return tuple(_held(v) for v in value)
+    return value
+
+
+class CapturedStep:
+    """Call it once per training step: the first ``warmup`` calls run ``step`` eagerly, then it replays a graph.
+
+    ``optimizers``: those the step updates, by name. When a setting of theirs that the graph holds
+    changed since the capture, the next call captures the step again and tells ``on_recapture``
+    what changed (as "opt_g.lr 0.0002 -> 0.0001").
+    """
+
+    def __init__(self, step: Callable[[], None], generators: Sequence[torch.Generator], warmup: int = 3, *,
+                 optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
+                 on_recapture: Callable[[str], None] | None = None) -> None:
         self.step = step
         self.generators = list(generators)
         self.warmup = warmup
+        self.settings = SettingsWatch(optimizers or {})
+        self.on_recapture = on_recapture
         self.calls = 0
+        self.captures = 0
         self.graph: torch.cuda.CUDAGraph | None = None
 
     def __call__(self) -> None:
         self.calls += 1
+        if self.graph is not None and (changes := self.settings.changes()):
+            self.graph = None  # dropping the old graph frees its memory pool
+            if self.on_recapture is not None:
+                self.on_recapture(changes)
         if self.graph is not None:
             self.graph.replay()
         elif self.calls <= self.warmup:
@@ -48,6 +112,8 @@ class CapturedStep:
             self.graph.replay()  # capture records the step; this runs it
 
     def _capture(self) -> torch.cuda.CUDAGraph:
+        self.settings.mark()
+        self.captures += 1
         graph = torch.cuda.CUDAGraph()
         for generator in self.generators:
             graph.register_generator_state(generator)

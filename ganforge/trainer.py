@@ -174,7 +174,8 @@ class Trainer:
         self._batch_positions = torch.arange(config.n_critic * config.batch_size, device=self.device).view(config.n_critic, -1)
         self._batch_cursor = 0
         self._stop_requested = False
-        self._captured = CapturedStep(self._device_step, [self.noise]) if self.speed.capture_step else None
+        self._captured = CapturedStep(self._device_step, [self.noise], optimizers={"opt_g": self.opt_g, "opt_d": self.opt_d},
+                                      on_recapture=self._note_recapture) if self.speed.capture_step else None
 
         # Rank 0 names the run, so a default name with a timestamp is the same on every rank.
         path = run_dir or config.out or Path("runs") / f"{self.spec.name}-{datetime.now():%Y%m%d-%H%M%S}"
@@ -263,6 +264,13 @@ class Trainer:
             # A captured graph cannot hold autocast's cache of cast weights (PyTorch's CUDA graph notes).
             return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=not self.speed.capture_step)
         return contextlib.nullcontext()
+
+    def _note_recapture(self, changes: str) -> None:
+        """Say once per run that a changed optimiser setting made the captured step be captured again."""
+        if self._captured is not None and self._captured.captures == 1:
+            tqdm.write(f"ganforge: note: {changes} after step {self.step}; the step is captured again with the new "
+                       "value at each such change (a schedule that changes every step trains faster with "
+                       "--set capture_step=false)", file=sys.stderr)
 
     # ----------------------------------------------------------------------------- one step
     def _score_real_and_fake(self, real: torch.Tensor, real_labels: torch.Tensor | None, fake: torch.Tensor,

@@ -110,6 +110,38 @@ def test_a_captured_step_trains_like_the_eager_one(tmp_path: Path, variant: str,
                                        msg=lambda m, where=f"{key}.{name}": f"{where}: {m}")
 
 
+class HalveLearningRates:
+    """A plugin that halves both learning rates after one step, as a schedule would."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    @hookimpl
+    def ganforge_step_end(self, trainer, step, metrics) -> None:
+        if step == self.at:
+            for opt in (trainer.opt_g, trainer.opt_d):
+                opt.param_groups[0]["lr"] /= 2
+
+
+def test_a_learning_rate_changed_by_a_hook_reaches_the_captured_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # Capture bakes a float learning rate into the graph; the change after step 6 must re-capture it.
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    weights = {}
+    for name, capture, halve in (("eager", False, True), ("captured", True, True), ("constant", True, False)):
+        pm = make_plugin_manager()
+        if halve:
+            pm.register(HalveLearningRates(at=6), name="halve")
+        result = train(TrainConfig(variant="mlp", steps=12, batch_size=32, device="cuda", precision="fp32",
+                                   capture_step=capture, out=tmp_path / name), load_catalog(pm))
+        weights[name] = RunDir(result.run_dir).load_checkpoint("last")["generator"]
+        if name == "captured":
+            assert "opt_g.lr 0.0002 -> 0.0001, opt_d.lr 0.0002 -> 0.0001 after step 6" in capsys.readouterr().err
+    for key, value in weights["eager"].items():
+        torch.testing.assert_close(weights["captured"][key], value, rtol=1e-4, atol=1e-5, msg=lambda m, k=key: f"{k}: {m}")
+    assert any(not torch.allclose(weights["constant"][k], v, rtol=1e-4, atol=1e-5) for k, v in weights["eager"].items())
+
+
 @pytest.mark.parametrize("setting", ["fp32", "bf16", "fp32+capture", "bf16+capture"])
 def test_resuming_on_cuda_continues_exactly(tmp_path: Path, setting: str) -> None:
     # A resumed captured run replays from step 19 (three eager warm-up steps after the resume), the
