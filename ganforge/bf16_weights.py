@@ -1,4 +1,4 @@
-"""bf16 copies of a model's Linear weights, refreshed once per optimiser step, for bf16 autocast on the CPU.
+"""bf16 copies of a model's Linear weights, refreshed once or twice per step, for bf16 autocast on the CPU.
 
 Under autocast every use of a Linear layer's weight and bias casts it to bf16, and the backward pass
 casts each bf16 gradient back: in the mlp's step that is 40 casts, each an operator call with its
@@ -6,8 +6,10 @@ autograd node, for about the same number of bytes as one pass over the weights. 
 copies are tensors of their own, a second copy of the model that the step runs (autocast leaves bf16
 tensors as they are and still sets every other operator's precision). The fp32 weights stay the
 model itself, the masters that the optimiser updates, the EMA averages and checkpoints hold: after
-each backward pass the copies' gradients are copied into the masters' in one call, and after each
-optimiser step the copies are refreshed in one call.
+each backward pass the copies' gradients are copied into the masters' in one call, and the trainer
+refreshes the copies in one call where it next reads them: D's after its update, both before each
+step (whatever changed the masters in between, a resume or a hook clipping weights, then reaches
+the step).
 
 The values are those autocast's casts would give, so a run trains bit for bit as it does with
 autocast alone (tests/test_bf16_weights.py). That holds for models whose every parameter lives in
@@ -62,7 +64,8 @@ class BF16Weights:
             p.grad = None
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Hand the copies' gradients to the masters, step ``optimizer`` (over the masters), refresh the copies."""
+        """Hand the copies' gradients to the masters and step ``optimizer`` (over the masters); the copies
+        are stale until :meth:`sync`."""
         grads = [p.grad for p in self._copies]
         if all(g is not None for g in grads) and all(m.grad is b for m, b in zip(self._masters, self._master_grads)):
             torch._foreach_copy_(self._master_grads, grads)
@@ -71,9 +74,9 @@ class BF16Weights:
             for master, buffer, grad in zip(self._masters, self._master_grads, grads):
                 master.grad = None if grad is None else buffer.copy_(grad)
         optimizer.step()
-        self.sync()
 
     @torch.no_grad()
     def sync(self) -> None:
-        """Make the copies equal to the masters (after the masters changed outside :meth:`step`: a resume)."""
+        """Make the copies equal to the masters: after an optimiser step, and before each training step,
+        since anything may have changed the masters in between (a resume, a hook clipping weights)."""
         torch._foreach_copy_(self._copies, self._masters)

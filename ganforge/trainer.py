@@ -300,6 +300,10 @@ class Trainer:
         """The step's device work, the same whether run directly or captured as a CUDA graph."""
         cfg = self.config
         b = cfg.batch_size
+        # The bf16 copies take the weights as they are now: after a resume, or a hook that changed them.
+        for copies in (self._g16, self._d16):
+            if copies is not None:
+                copies.sync()
         for i in range(cfg.n_critic):
             real, real_labels = self._batch(i)
             z, fake_labels = self._draw_fake_inputs(b)
@@ -313,6 +317,8 @@ class Trainer:
                     penalty = gradient_penalty(self.d_penalty, real, fake, real_labels, generator=self.noise)
                     d_loss = d_loss + cfg.gradient_penalty * penalty
             self._update(self.opt_d, self._d16, d_loss)
+            if self._d16 is not None:
+                self._d16.sync()  # the next critic update and G's update read D's new weights
         # D's weights need no gradient for G's update; skipping them saves a third of D's backward.
         for p in self._d_params:
             p.requires_grad_(False)
@@ -399,10 +405,6 @@ class Trainer:
         last_metrics: dict[str, Any] = {}
         pm = self.catalog.pm
         pm.hook.ganforge_train_start(trainer=self)
-        # The weights may have changed since the copies were made: a resume, or a train_start hook.
-        for copies in (self._g16, self._d16):
-            if copies is not None:
-                copies.sync()
         # Only rank 0 shows a bar; TQDM_DISABLE=1 silences it there too.
         quiet = {} if self.dist.is_main else {"disable": True}
         bar = tqdm(total=cfg.steps, initial=self.step, unit="step", dynamic_ncols=True, mininterval=0.5,

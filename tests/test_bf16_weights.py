@@ -9,19 +9,20 @@ import pytest
 import torch
 from torch import nn
 
-from ganforge import TrainConfig, load_catalog, train
+from ganforge import Catalog, TrainConfig, hookimpl, load_catalog, train
 from ganforge.bf16_weights import BF16Weights, why_not_copyable
+from ganforge.plugins import make_plugin_manager
 from ganforge.runs import RunDir
 from ganforge.testing import assert_states_equal
 from ganforge.trainer import build_models
 from ganforge.variant import DataShape
 
 
-def _run(tmp_path: Path, name: str, **settings) -> RunDir:
+def _run(tmp_path: Path, name: str, catalog: Catalog | None = None, **settings) -> RunDir:
     config = TrainConfig.model_validate({
         "variant": "mlp", "model": {"g_hidden": [32, 64], "d_hidden": [48]}, "steps": 12, "batch_size": 16,
         "device": "cpu", "precision": "bf16", "log_every": 4, "out": tmp_path / name, **settings})
-    return RunDir(train(config).run_dir)
+    return RunDir(train(config, catalog).run_dir)
 
 
 @pytest.mark.parametrize("extra", [{}, {"loss": "wasserstein", "gradient_penalty": 10.0, "n_critic": 2, "ema": 0.9, "ema_start": 4}])
@@ -43,6 +44,26 @@ def test_bf16_copies_train_exactly_as_autocast_does(tmp_path: Path, extra: dict)
     assert not torch.equal(fp32["generator"]["net.0.weight"], a["generator"]["net.0.weight"])
 
 
+class ClipCritic:
+    """The original WGAN's weight clipping, as a user would add it: a hook that clamps D's weights in place."""
+
+    @hookimpl
+    def ganforge_step_end(self, trainer, step, metrics) -> None:
+        for p in trainer.discriminator.parameters():
+            p.data.clamp_(-0.01, 0.01)
+
+
+def test_weights_a_hook_changes_between_steps_reach_the_copies(tmp_path: Path) -> None:
+    runs = {}
+    for name, settings in (("copies", {}), ("autocast", {"bf16_weights": False})):
+        pm = make_plugin_manager()
+        pm.register(ClipCritic(), name="clip")
+        runs[name] = _run(tmp_path, name, load_catalog(pm), loss="wasserstein", n_critic=2, **settings)
+    a, b = runs["copies"].load_checkpoint("last"), runs["autocast"].load_checkpoint("last")
+    for key in ("generator", "discriminator", "opt_g", "opt_d"):
+        assert_states_equal(a[key], b[key], key)
+
+
 def test_a_layer_without_a_gradient_is_skipped_as_under_autocast() -> None:
     # Only the first layer is used: its master moves, the other keeps its weights and gets no Adam state.
     torch.manual_seed(0)
@@ -58,6 +79,7 @@ def test_a_layer_without_a_gradient_is_skipped_as_under_autocast() -> None:
             loss = copies.module[0](x).float().square().mean()
         loss.backward()
         copies.step(opt_mine)
+        copies.sync()
         opt_theirs.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             loss = theirs[0](x).float().square().mean()
