@@ -93,7 +93,8 @@ class CapturedStep:
     def __call__(self) -> None:
         self.calls += 1
         if self.graph is not None and (changes := self.settings.changes()):
-            self.graph = None  # dropping the old graph frees its memory pool
+            torch.cuda.synchronize()  # the last replay finishes before its graph and memory pool go
+            self.graph = None
             if self.on_recapture is not None:
                 self.on_recapture(changes)
         if self.graph is not None:
