@@ -44,6 +44,8 @@ from .step_graph import CapturedStep
 from .variant import DataShape, VariantSpec
 
 DEFAULT_EPOCHS = 20
+# Notes already shown in this process, by topic: a sweep or a benchmark fitting many short runs says each once.
+_SHOWN_NOTES: set[str] = set()
 
 
 class TrainingDiverged(GanforgeError):
@@ -409,7 +411,8 @@ class Trainer:
         quiet = {} if self.dist.is_main else {"disable": True}
         bar = tqdm(total=cfg.steps, initial=self.step, unit="step", dynamic_ncols=True, mininterval=0.5,
                    desc=self.spec.name, **quiet)
-        if self.ema is not None and cfg.ema_start >= cfg.steps and self.dist.is_main:
+        if self.ema is not None and cfg.ema_start >= cfg.steps and self.dist.is_main and "ema_start" not in _SHOWN_NOTES:
+            _SHOWN_NOTES.add("ema_start")
             bar.write(f"ganforge: note: the EMA starts averaging after step {cfg.ema_start} (ema_start), this run "
                       f"ends at step {cfg.steps}, so it samples G itself; --set ema_start=N to average earlier",
                       file=sys.stderr)

@@ -62,3 +62,11 @@ def test_after_ema_start_the_run_samples_the_average_of_the_steps_since(tmp_path
         expected = 0.8 * expected + 0.2 * w.double()
     averaged = RunDir(run_dir).load_checkpoint("last")["ema"]["module.net.0.weight"]
     torch.testing.assert_close(averaged.double(), expected, rtol=0, atol=1e-6)
+
+
+def test_a_process_fitting_many_short_runs_notes_the_late_ema_start_once(tmp_path: Path, monkeypatch,
+                                                                          capsys) -> None:
+    monkeypatch.setattr("ganforge.trainer._SHOWN_NOTES", set())  # as in a fresh process
+    for name in ("a", "b"):
+        train(TrainConfig(variant="mlp", model=SMALL, steps=3, batch_size=16, device="cpu", out=tmp_path / name))
+    assert capsys.readouterr().err.count("the EMA starts averaging after step 5000 (ema_start)") == 1
