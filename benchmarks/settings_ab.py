@@ -32,8 +32,9 @@ from ganforge.trainer import Trainer
 def _trainer(args: argparse.Namespace, side: str, sets: list[str], out: Path) -> Trainer:
     settings: dict[str, Any] = {"variant": args.variant, "steps": args.warmup, "batch_size": args.batch_size,
                                 "precision": args.precision, "device": "cpu", "out": out}
-    apply_sets(settings, sets, load_catalog().variants.get(args.variant).config.model_fields, flag=f"--{side}")
-    trainer = Trainer(TrainConfig.model_validate(settings))
+    catalog = load_catalog()
+    apply_sets(settings, sets, catalog.variants.get(args.variant).config.model_fields, flag=f"--{side}")
+    trainer = Trainer(TrainConfig.model_validate(settings), catalog)
     trainer.fit()  # warm-up, and sets up the loss accumulators train_step adds to
     return trainer
 
