@@ -1,7 +1,8 @@
 """fp32 matrix-product rate of PyTorch's default CPU path against oneDNN, on the MLP GAN's layer shapes.
 
-Why ``ganforge.onednn_linear`` exists: on CPUs where MKL takes its AVX2 path (AMD's), oneDNN's
-AVX-512 kernels multiply the same fp32 matrices about twice as fast. Each row times the three
+Why ``ganforge.onednn_linear`` exists, and where it is on by default: on AMD CPUs with AVX-512 (Zen 4,
+Zen 5), where MKL takes its AVX2 path, oneDNN's AVX-512 kernels multiply the same fp32 matrices about
+twice as fast; on a CPU with AVX2 only, both run AVX2 code. Each row times the three
 products of one layer at batch 64 (forward, input gradient, weight gradient), both ways, in the
 same run; bf16 through ``F.linear`` is shown for scale.
 
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ganforge.onednn_linear import OneDNNLinear, onednn_linear_available
+from ganforge.speed import cpu_description
 
 # (fan_in, fan_out) of every linear layer of the mlp variant: G 100-256-512-1024-784, D 784-512-256-1.
 MLP_LAYERS = [(100, 256), (256, 512), (512, 1024), (1024, 784), (784, 512), (512, 256)]
@@ -54,7 +56,8 @@ def main() -> None:
     args = parser.parse_args()
     if not onednn_linear_available():
         raise SystemExit("this CPU or PyTorch build has no oneDNN linear kernels; nothing to compare")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, forward + backward per layer")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_description()}, batch {args.batch}, "
+          "forward + backward per layer")
     print(f"{'layer':>11} {'F.linear fp32':>14} {'oneDNN fp32':>12} {'ratio':>6} {'F.linear bf16':>14}   (GFLOP/s)")
     for fan_in, fan_out in MLP_LAYERS:
         flops = 3 * 2 * args.batch * fan_in * fan_out

@@ -26,6 +26,7 @@ import torch
 from ganforge import GanforgeError, TrainConfig, load_catalog
 from ganforge.config import apply_sets
 from ganforge.nn import trusted_labels
+from ganforge.speed import cpu_description
 from ganforge.trainer import Trainer
 
 
@@ -69,7 +70,7 @@ def main() -> None:
                 times["b"].append(_round(b, args.steps))
     ratio = statistics.median(tb / ta for ta, tb in zip(times["a"], times["b"]))
     print(f"{args.variant}, batch {args.batch_size}, {args.precision}, {torch.get_num_threads()} threads, "
-          f"{args.rounds} alternating rounds of {args.steps} steps")
+          f"{cpu_description()}, {args.rounds} alternating rounds of {args.steps} steps")
     print(f"{'side':4} {'settings':40} {'ms/step':>8} {'img/s':>8}")
     for side, sets in (("A", args.a), ("B", args.b)):
         ms = statistics.median(times[side.lower()]) * 1e3

@@ -32,6 +32,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from ganforge import TrainConfig
 from ganforge.nn import trusted_labels
+from ganforge.speed import cpu_description
 from ganforge.trainer import Trainer
 
 
@@ -89,7 +90,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.phases:
             table = {p: phases(_trainer(args, p, tmp), args.steps) for p in args.precision}
-            print(f"{args.variant}, batch {args.batch_size}, {threads} threads, median ms per step over {args.steps} steps")
+            print(f"{args.variant}, batch {args.batch_size}, {threads} threads, {cpu_description()}, median ms per step "
+                  f"over {args.steps} steps")
             print(f"{'phase':32s}" + "".join(f"{p:>10s}" for p in args.precision))
             for name in next(iter(table.values())):
                 print(f"{name:32s}" + "".join(f"{table[p][name] * 1e3:10.3f}" for p in args.precision))

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference import seed_loop, write_mnist5k_for_torchvision  # noqa: E402
 
 from ganforge import TrainConfig, load_catalog  # noqa: E402
+from ganforge.speed import cpu_description  # noqa: E402
 from ganforge.trainer import Trainer, build_models  # noqa: E402
 from ganforge.variant import DataShape  # noqa: E402
 
@@ -61,7 +62,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="also torch.compile ganforge's models")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_description()}")
     header = f"{'variant':8} {'batch':>5} {'precision':9} {'reference img/s':>16} {'ganforge img/s':>15} {'ratio':>6}"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,10 +2,11 @@
 
 PyTorch sends fp32 CPU matrix products to MKL, and MKL uses its AVX-512 kernels on Intel CPUs only;
 on AMD's Zen 4 and Zen 5 it runs the AVX2 ones at half the machine's fp32 peak. oneDNN, which
-PyTorch also ships, picks kernels by instruction set rather than vendor: on the 2-core Zen 5 this
-project is developed on, a forward and backward of the MLP's larger layers runs at 330-340 GFLOP/s
-where MKL reaches 160-180 (``benchmarks/gemm.py``). The results are fp32 products, not
-reduced-precision ones.
+PyTorch also ships, picks kernels by instruction set rather than vendor: on a 2-core Zen 5, a
+forward and backward of the MLP's larger layers runs at 330-340 GFLOP/s where MKL reaches 160-180
+(``benchmarks/gemm.py``). On a CPU without AVX-512 both libraries run AVX2 code and oneDNN does not
+pay (a 2-core Zen 3: the mlp's step 0.95x as fast), so :func:`onednn_linear_pays` holds it to
+AVX-512 CPUs by default. The results are fp32 products, not reduced-precision ones.
 
 :func:`use_onednn_linears` points the forward of every large ``nn.Linear`` in a model (exactly that
 class: a subclass may have a forward of its own) at :class:`OneDNNLinear`,
@@ -32,6 +33,11 @@ def onednn_linear_available() -> bool:
         and torch.backends.mkldnn.is_available()
         and hasattr(torch.ops.mkldnn, "_linear_pointwise")
     )
+
+
+def onednn_linear_pays() -> bool:
+    """Whether oneDNN's fp32 products beat MKL's on this CPU: where PyTorch's kernels run AVX-512."""
+    return onednn_linear_available() and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
 def _product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

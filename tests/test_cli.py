@@ -14,6 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
+from ganforge.speed import cpu_bf16_native
+
 SMALL = ["--set", "g_hidden=[32]", "--set", "d_hidden=[32]"]
 
 
@@ -63,6 +65,13 @@ def test_train_then_sample(cli, tmp_path: Path) -> None:
         assert grid.size == (3 * 22 + 2, 3 * 22 + 2)
     proc = cli("train", "--resume", "run", "--steps", "16")
     assert proc.returncode == 0 and "trained to step 16" in proc.stdout
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_says_fp32_is_faster(cli) -> None:
+    proc = cli("train", "mlp", "--device", "cpu", "--precision", "bf16", "--steps", "2", "--out", "run", *SMALL)
+    assert proc.returncode == 0, proc.stderr
+    note = "this CPU has no bf16 matrix instructions (AVX512-BF16 or AMX)"
+    assert (note in proc.stderr) is not cpu_bf16_native(), proc.stderr
 
 
 def test_train_reads_a_toml_config_and_flags_override_it(cli, tmp_path: Path) -> None:

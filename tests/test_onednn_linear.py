@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from ganforge import GanforgeError, TrainConfig
-from ganforge.onednn_linear import OneDNNLinear, onednn_linear_available, use_onednn_linears
+from ganforge.onednn_linear import OneDNNLinear, onednn_linear_available, onednn_linear_pays, use_onednn_linears
 from ganforge.trainer import Trainer
 
 pytestmark = pytest.mark.skipif(not onednn_linear_available(), reason="needs an x86 CPU and PyTorch with oneDNN")
@@ -76,8 +76,9 @@ def _trainer(tmp_path: Path, name: str, **settings: object) -> Trainer:
     return Trainer(TrainConfig(variant="mlp", steps=10, log_every=5, out=tmp_path / name, **settings))
 
 
-def test_cpu_runs_use_onednn_by_default_and_train_like_the_aten_kernels(tmp_path: Path) -> None:
-    fast, plain = _trainer(tmp_path, "fast"), _trainer(tmp_path, "plain", onednn_linear=False)
+def test_cpu_runs_default_to_onednn_where_it_pays_and_train_like_the_aten_kernels(tmp_path: Path) -> None:
+    assert _trainer(tmp_path, "default").describe()["resolved"]["onednn_linear"] is onednn_linear_pays()
+    fast, plain = _trainer(tmp_path, "fast", onednn_linear=True), _trainer(tmp_path, "plain", onednn_linear=False)
     assert fast.describe()["resolved"]["onednn_linear"] is True
     assert plain.describe()["resolved"]["onednn_linear"] is False
     start = torch.nn.utils.parameters_to_vector(fast.generator.parameters()).clone()

@@ -11,10 +11,10 @@ from ganforge.speed import Speed, resolve_speed
 CUDA, CPU = torch.device("cuda"), torch.device("cpu")
 
 
-def speed(device: torch.device, world_size: int = 1, *, bf16: bool = True, onednn: bool = True, not_copyable: str | None = None,
-          **settings) -> Speed:
+def speed(device: torch.device, world_size: int = 1, *, bf16: bool = True, onednn: bool = True, avx512: bool = True,
+          not_copyable: str | None = None, **settings) -> Speed:
     return resolve_speed(TrainConfig(variant="mlp", **settings), device, world_size, not_copyable=not_copyable,
-                         bf16_supported=bf16, onednn_available=onednn)
+                         bf16_supported=bf16, onednn_available=onednn, onednn_pays=onednn and avx512)
 
 
 def test_one_cuda_process_defaults_to_bf16_and_a_captured_step_without_compile() -> None:
@@ -31,10 +31,12 @@ def test_under_torchrun_or_with_compile_the_step_is_not_captured() -> None:
     assert not speed(CUDA, capture_step=False).capture_step
 
 
-def test_cpu_defaults_to_fp32_and_onednn_linear_where_available() -> None:
+def test_cpu_defaults_to_fp32_and_onednn_linear_where_it_pays() -> None:
     assert speed(CPU) == Speed(precision="fp32", compile=False, cuda_graphs=False, capture_step=False, onednn_linear=True,
                                bf16_weights=False)
     assert not speed(CPU, onednn=False).onednn_linear
+    assert not speed(CPU, avx512=False).onednn_linear  # AVX2 only: MKL and oneDNN run alike
+    assert speed(CPU, avx512=False, onednn_linear=True).onednn_linear  # still there when asked for
     assert not speed(CPU, compile=True).onednn_linear
     assert not speed(CPU, compile=True, cuda_graphs=True).cuda_graphs  # CUDA graphs need CUDA
 
