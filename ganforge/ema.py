@@ -9,7 +9,7 @@ the average only starts at step ``start``; until then it is a copy of G.
 One fused ``lerp`` over all parameters per step and no host sync (torch's AveragedModel reads a
 device counter every step, which stalls a CUDA stream). Before its start the copy of G is taken
 only when something reads the average (``synced``, ``state_dict``) and at the start itself: copying
-G's weights every step cost 0.27 ms of a 5.9 ms mlp step on this project's CPU.
+G's weights every step cost 0.27 ms of a 5.9 ms mlp step on a 2-core Zen 5.
 """
 
 from __future__ import annotations
