@@ -39,7 +39,7 @@ from .metrics.evaluate import Evaluation
 from .nn import Discriminator, Generator, trusted_labels
 from .onednn_linear import use_onednn_linears
 from .runs import RunDir, load_weights
-from .speed import cpu_bf16_native, resolve_speed
+from .speed import cpu_bf16_native, cpu_description, resolve_speed
 from .step_graph import CapturedStep
 from .variant import DataShape, VariantSpec
 
@@ -230,6 +230,9 @@ class Trainer:
                 "bf16_weights": self.speed.bf16_weights,
             },
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "ganforge": __version__},
+            # The CPU decides defaults (onednn_linear) and speed; the same settings round differently on another one.
+            "machine": {"cpu": cpu_description(),
+                        "gpu": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None},
         }
 
     # ----------------------------------------------------------------------------- data and noise

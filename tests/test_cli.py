@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ganforge.speed import cpu_bf16_native
+from ganforge.speed import cpu_bf16_native, cpu_description
 
 SMALL = ["--set", "g_hidden=[32]", "--set", "d_hidden=[32]"]
 
@@ -59,6 +59,8 @@ def test_train_then_sample(cli, tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["train"]["seed"] == 3 and saved["train"]["loss"] == "hinge" and saved["model"]["g_hidden"] == [32]
     assert saved["train"]["data"]["image_size"] == 20 and saved["resolved"]["data_shape"] == [1, 20, 20, None]
+    on_cuda = saved["resolved"]["device"].startswith("cuda")
+    assert saved["machine"] == {"cpu": cpu_description(), "gpu": torch.cuda.get_device_name() if on_cuda else None}
     proc = cli("sample", "run", "--n", "9", "--out", "grid.png")
     assert proc.returncode == 0, proc.stderr
     with Image.open(tmp_path / "grid.png") as grid:
