@@ -4,7 +4,8 @@ Kept apart from the trainer so the defaults for a CUDA machine can be checked on
 The CUDA defaults follow the figures in docs/performance.md (an H200): these models are small enough
 that a GPU step is bound by launching kernels, so replaying the whole step as one CUDA graph pays
 most, and torch.compile, whose per-call overhead outweighs its fused kernels here, is off. On the
-CPU, bf16 runs of models built of Linear layers keep bf16 copies of their weights (bf16_weights.py).
+CPU, fp32 linear layers run on oneDNN where the CPU has AVX-512 (onednn_linear.py), and bf16 runs of
+models built of Linear layers keep bf16 copies of their weights (bf16_weights.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def cpu_bf16_native() -> bool:
     """Whether this CPU multiplies bf16 matrices in hardware (AVX512-BF16 or AMX), as oneDNN reports it.
 
     Without it PyTorch runs bf16 products in generic code: on a 2-core AVX2 Zen 3 they ran at 2-5
-    GFLOP/s against fp32's 60-100, and an mlp step took 20x as long in bf16 as in fp32.
+    GFLOP/s against fp32's 33-108 (``benchmarks/gemm.py``), and an mlp step took 20x as long in bf16 as in fp32.
     """
     return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
