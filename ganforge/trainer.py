@@ -270,11 +270,11 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=not self.speed.capture_step)
         return contextlib.nullcontext()
 
-    def _note_once(self, bar: tqdm, topic: str, text: str) -> None:
-        """Show a note on rank 0's stderr, once per process for each topic."""
+    def _note_once(self, topic: str, text: str) -> None:
+        """Show a note on rank 0's stderr, above the progress bar, once per process for each topic."""
         if self.dist.is_main and topic not in _SHOWN_NOTES:
             _SHOWN_NOTES.add(topic)
-            bar.write(f"ganforge: note: {text}", file=sys.stderr)
+            tqdm.write(f"ganforge: note: {text}", file=sys.stderr)
 
     def _note_recapture(self, changes: str) -> None:
         """Say once per run that a changed optimiser setting made the captured step be captured again."""
@@ -421,10 +421,10 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, unit="step", dynamic_ncols=True, mininterval=0.5,
                    desc=self.spec.name, **quiet)
         if self.ema is not None and cfg.ema_start >= cfg.steps:
-            self._note_once(bar, "ema_start", f"the EMA starts averaging after step {cfg.ema_start} (ema_start), this "
+            self._note_once("ema_start", f"the EMA starts averaging after step {cfg.ema_start} (ema_start), this "
                             f"run ends at step {cfg.steps}, so it samples G itself; --set ema_start=N to average earlier")
         if self.speed.precision == "bf16" and self.device.type == "cpu" and not cpu_bf16_native():
-            self._note_once(bar, "cpu_bf16", "this CPU has no bf16 matrix instructions (AVX512-BF16 or AMX), so "
+            self._note_once("cpu_bf16", "this CPU has no bf16 matrix instructions (AVX512-BF16 or AMX), so "
                             "PyTorch runs bf16 products in generic code, many times slower than fp32; "
                             "--precision fp32 trains faster here")
         status = "completed"
