@@ -204,8 +204,9 @@ class Trainer:
         return z.to(self.device), None, max(1, int(math.sqrt(n)))
 
     def describe(self) -> dict[str, Any]:
-        """Everything needed to rebuild this run, as written to config.json."""
+        """Everything needed to rebuild this run, as written to config.json: the segment trained from ``from_step``."""
         return {
+            "from_step": self.step,
             "ganforge_version": __version__,
             "variant": self.spec.name,
             "plugin": self.catalog.variants.entry(self.spec.name).plugin,
@@ -589,6 +590,15 @@ def resume(run_dir: Path | str, *, steps: int | None = None, device: str | None 
     if trainer.step >= config.steps:
         raise GanforgeError(f"{run.path} already reached step {trainer.step}; pass --steps N with N > {trainer.step} to train further")
     if trainer.dist.is_main:
-        run.write_config({**saved, "train": trainer.config.model_dump(mode="json"),
-                          "model": trainer.model_config.model_dump(mode="json")})
+        run.write_config(_resumed_description(saved, trainer.describe()))
     return trainer.fit()
+
+
+def _resumed_description(saved: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """config.json for a resumed run: ``now`` describes the segment it trains, ``earlier_segments`` the ones before.
+
+    A resume may run on another machine, device, precision or version, which change the numbers a
+    run produces; each segment keeps its own settings, resolved defaults, versions and machine.
+    """
+    earlier = {key: saved[key] for key in ("train", "resolved", "versions", "machine") if key in saved}
+    return {**now, "earlier_segments": [*saved.get("earlier_segments", []), {"from_step": saved.get("from_step", 0), **earlier}]}

@@ -77,6 +77,19 @@ def test_resuming_continues_exactly(tmp_path: Path, extra: dict) -> None:
         resume(resumed.run_dir)
 
 
+def test_config_json_keeps_each_resumed_segments_settings(tmp_path: Path) -> None:
+    # A resume may run elsewhere (another device, machine or version); config.json describes the
+    # segment now training and keeps what each earlier one ran with.
+    run = train(config(tmp_path, steps=4)).run_dir
+    resume(run, steps=6)
+    resume(run, steps=8)
+    saved = json.loads(RunDir(run).config_path.read_text())
+    assert saved["from_step"] == 6 and saved["train"]["steps"] == 8
+    earlier = saved["earlier_segments"]
+    assert [(s["from_step"], s["train"]["steps"]) for s in earlier] == [(0, 4), (4, 6)]
+    assert all(s["resolved"] == saved["resolved"] and s["machine"] == saved["machine"] for s in earlier)
+
+
 def test_an_existing_run_is_never_overwritten(tmp_path: Path) -> None:
     train(config(tmp_path, steps=5))
     with pytest.raises(GanforgeError, match="already holds a run.*--resume"):
