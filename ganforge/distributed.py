@@ -1,11 +1,13 @@
 """What the shared loop needs from torch.distributed: set-up from torchrun's environment, DDP
-wrapping, data sharding by rank, and reductions. In a single process every method is a no-op."""
+wrapping, data loading in turn, sharding by rank, and reductions. In a single process every method
+is a no-op."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -14,6 +16,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .devices import pick_device
 from .errors import GanforgeError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,33 @@ class DistContext:
         if not self.enabled:
             return flag
         return any(self.gather_objects(flag))
+
+    def in_turn(self, load: Callable[[], T], what: str) -> T:
+        """``load()`` on rank 0, then on the first process of every other node, then on the rest.
+
+        A data set that ``load`` downloads or unpacks into a cache is then written once per file
+        system (once in all on a shared one, once per node on local disks) before any other process
+        looks for it, where every process at once would fetch it and could read another's half-written
+        file. A GanforgeError in one process's turn stops every process, each with one line; any
+        other exception ends that process, and torchrun then stops the rest.
+        """
+        if not self.enabled:
+            return load()
+        result: T | None = None
+        turns = (self.rank == 0, self.rank != 0 and self.local_rank == 0, self.local_rank != 0)
+        for mine in turns:
+            error: GanforgeError | None = None
+            if mine:
+                try:
+                    result = load()
+                except GanforgeError as exc:
+                    error = exc
+            failed = self.gather_objects(error is not None)
+            if error is not None:
+                raise error
+            if any(failed):
+                raise GanforgeError(f"rank {failed.index(True)} could not load {what} (its error is above)")
+        return result  # type: ignore[return-value]
 
     def average_buffers(self, module: nn.Module) -> None:
         """Average floating-point buffers (batch-norm running statistics) so every rank holds the same.

@@ -93,7 +93,8 @@ class Trainer:
         self.model_config = self.spec.make_config(config.model)
         self.loss = self.catalog.losses.get(config.loss or self.spec.default_loss)
         self.device = self.dist.device or pick_device(config.device)
-        data = self.catalog.datasets.get(config.data.name).load(config.data)
+        dataset = self.catalog.datasets.get(config.data.name)
+        data = self.dist.in_turn(lambda: dataset.load(config.data), f"data set {config.data.name!r}")
         if self.spec.conditional and data.labels is None:
             raise GanforgeError(
                 f"variant {self.spec.name!r} is conditional and needs class labels, but data set "

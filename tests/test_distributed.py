@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import collections
+import http.server
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -14,6 +22,7 @@ import torch
 from ganforge.testing import assert_states_equal
 
 PROBE = Path(__file__).with_name("ddp_probe.py")
+DOWNLOAD_PROBE = Path(__file__).with_name("download_probe.py")
 
 
 def torchrun(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -55,3 +64,84 @@ def test_ranks_end_identical_and_resume_exactly(tmp_path: Path, variant: str) ->
     resumed = torch.load(tmp_path / "halves" / "checkpoints" / "last.pt", weights_only=True)
     for key in ("generator", "discriminator", "opt_g", "opt_d", "ema"):
         assert_states_equal(last[key], resumed[key], key)
+
+
+@pytest.fixture
+def mnist_server(tmp_path: Path) -> Iterator[tuple[str, collections.Counter[str]]]:
+    """A local HTTP server with MNIST's training files (the embedded digits), slow to answer as a
+    real mirror is, and a count of the requests for each file."""
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    embedded = files("ganforge") / "data_files"
+    for kind in ("images-idx3", "labels-idx1"):
+        shutil.copyfile(str(embedded / f"mnist5k-{kind}-ubyte.gz"), folder / f"train-{kind}-ubyte.gz")
+    requests: collections.Counter[str] = collections.Counter()
+
+    class Mirror(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def do_GET(self) -> None:
+            requests[self.path] += 1
+            time.sleep(0.5)
+            super().do_GET()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Mirror)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", requests
+    server.shutdown()
+
+
+def torchrun_two_nodes(*args: str, cwd: Path) -> str:
+    """Two torchrun agents, one process each, meeting at a c10d rendezvous on this machine: two nodes
+    sharing one file system. Returns both agents' stdout."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+               "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "ganforge-test", *args]
+    agents = [subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for _ in range(2)]
+    outputs = [agent.communicate(timeout=600) for agent in agents]
+    for agent, (out, err) in zip(agents, outputs):
+        assert agent.returncode == 0, out + err
+    return "".join(out for out, _ in outputs)
+
+
+@pytest.mark.parametrize("nodes", [1, 2])
+def test_processes_download_a_data_set_once_and_in_turn(tmp_path: Path, mnist_server, nodes: int) -> None:
+    # What one process fetches: torchvision's own downloader, into a folder of its own.
+    url, requests = mnist_server
+    torchvision = pytest.importorskip("torchvision.datasets")
+    torchvision.MNIST.mirrors, saved = [url], (torchvision.MNIST.mirrors, torchvision.MNIST.resources)
+    torchvision.MNIST.resources = [(name, None) for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")]
+    try:
+        torchvision.MNIST(str(tmp_path / "alone"), train=True, download=True)
+    finally:
+        torchvision.MNIST.mirrors, torchvision.MNIST.resources = saved
+    one_process = dict(requests)
+    requests.clear()
+    # Two processes with an empty data folder, on one node or two: rank 0 downloads while rank 1
+    # waits, then reads the files.
+    args = (str(DOWNLOAD_PROBE), url, "train", "mlp", "--data", "mnist", "--data-dir", "data", "--steps", "2",
+            "--batch-size", "16", "--out", "run", "--set", "g_hidden=[32]", "--set", "d_hidden=[32]")
+    stdout = torchrun(*args, cwd=tmp_path).stdout if nodes == 1 else torchrun_two_nodes(*args, cwd=tmp_path)
+    assert stdout.count("trained to step 2") == 1
+    assert dict(requests) == one_process
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["resolved"]["data_size"] == 5000
+
+
+def test_a_data_set_that_rank_0_cannot_load_stops_every_process_with_its_reason(tmp_path: Path) -> None:
+    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "ganforge", "train", "mlp", "--data", "mnist", "--data-dir", "missing",
+                           "--set", "data.download=false", "--steps", "2"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert proc.stderr.count("ganforge: error: MNIST not found under missing") == 1
+    assert "ganforge: error: rank 0 could not load data set 'mnist' (its error is above)" in proc.stderr
+    assert not (tmp_path / "runs").exists()
