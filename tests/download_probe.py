@@ -9,8 +9,10 @@ import torchvision.datasets
 
 from ganforge.cli import main
 
+# The test serves the training split only; torchvision fetches and checks what ``resources`` lists.
+TRAIN_FILES = [("train-images-idx3-ubyte.gz", None), ("train-labels-idx1-ubyte.gz", None)]
+
 if __name__ == "__main__":
     torchvision.datasets.MNIST.mirrors = [sys.argv[1]]
-    # The test serves the training split only; torchvision checks whatever resources lists.
-    torchvision.datasets.MNIST.resources = [(name, None) for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")]
+    torchvision.datasets.MNIST.resources = TRAIN_FILES
     raise SystemExit(main(sys.argv[2:]))
