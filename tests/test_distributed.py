@@ -22,7 +22,7 @@ import torchvision.datasets
 
 from ganforge.testing import assert_states_equal
 
-from download_probe import TRAIN_FILES  # noqa: E402  (tests/, beside this file)
+from download_probe import TRAIN_FILES  # tests/download_probe.py, beside this file
 
 PROBE = Path(__file__).with_name("ddp_probe.py")
 DOWNLOAD_PROBE = Path(__file__).with_name("download_probe.py")
