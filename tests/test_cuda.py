@@ -7,6 +7,9 @@ Skipped where PyTorch sees no CUDA device (CI has none); run on a GPU machine wi
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -155,3 +158,13 @@ def test_resuming_on_cuda_continues_exactly(tmp_path: Path, setting: str) -> Non
     b = RunDir(resumed.run_dir).load_checkpoint("last")
     for key in ("generator", "discriminator", "opt_g", "opt_d", "ema", "rng"):
         assert_states_equal(a[key], b[key], key)
+
+
+def test_more_processes_than_gpus_is_one_clear_line(tmp_path: Path) -> None:
+    n = torch.cuda.device_count() + 1
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(n),
+                           "-m", "ganforge", "train", "mlp", "--device", "cuda", "--steps", "2"],
+                          cwd=tmp_path, env={**os.environ, "TQDM_DISABLE": "1"}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert (f"ganforge: error: torchrun started {n} processes on this node, which has {n - 1} CUDA device(s); "
+            f"pass --nproc-per-node {n - 1} or fewer, or --device cpu") in proc.stderr

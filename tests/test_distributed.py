@@ -1,4 +1,4 @@
-"""The shared loop under a real torchrun: 2 processes on CPU with gloo, DDP-wrapped G and D."""
+"""The shared loop under a real torchrun: 2 processes on CPU with gloo (on a GPU machine too), DDP-wrapped G and D."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ def torchrun(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedP
 
 
 def test_cli_under_torchrun_writes_one_run_from_rank_0(tmp_path: Path) -> None:
-    proc = torchrun("-m", "ganforge", "train", "mlp", "--steps", "8", "--batch-size", "16", "--out", "run",
-                    "--set", "g_hidden=[32]", "--set", "d_hidden=[32]", "--set", "log_every=2", cwd=tmp_path)
+    proc = torchrun("-m", "ganforge", "train", "mlp", "--device", "cpu", "--steps", "8", "--batch-size", "16",
+                    "--out", "run", "--set", "g_hidden=[32]", "--set", "d_hidden=[32]", "--set", "log_every=2", cwd=tmp_path)
     assert proc.stdout.count("trained to step 8") == 1
     run = tmp_path / "run"
     saved = json.loads((run / "config.json").read_text())
@@ -126,8 +126,8 @@ def test_processes_download_a_data_set_once_and_in_turn(tmp_path: Path, mnist_se
     requests.clear()
     # Two processes with an empty data folder, on one node or two: rank 0 downloads while rank 1
     # waits, then reads the files.
-    args = (str(DOWNLOAD_PROBE), url, "train", "mlp", "--data", "mnist", "--data-dir", "data", "--steps", "2",
-            "--batch-size", "16", "--out", "run", "--set", "g_hidden=[32]", "--set", "d_hidden=[32]")
+    args = (str(DOWNLOAD_PROBE), url, "train", "mlp", "--device", "cpu", "--data", "mnist", "--data-dir", "data",
+            "--steps", "2", "--batch-size", "16", "--out", "run", "--set", "g_hidden=[32]", "--set", "d_hidden=[32]")
     stdout = torchrun(*args, cwd=tmp_path).stdout if nodes == 1 else torchrun_two_nodes(*args, cwd=tmp_path)
     assert stdout.count("trained to step 2") == 1
     assert dict(requests) == one_process
@@ -135,7 +135,7 @@ def test_processes_download_a_data_set_once_and_in_turn(tmp_path: Path, mnist_se
 
 
 def test_a_data_set_that_rank_0_cannot_load_stops_every_process_with_its_reason(tmp_path: Path) -> None:
-    proc = torchrun("-m", "ganforge", "train", "mlp", "--data", "mnist", "--data-dir", "missing",
+    proc = torchrun("-m", "ganforge", "train", "mlp", "--device", "cpu", "--data", "mnist", "--data-dir", "missing",
                     "--set", "data.download=false", "--steps", "2", cwd=tmp_path, check=False)
     assert proc.returncode != 0
     assert proc.stderr.count("ganforge: error: MNIST not found under missing") == 1
