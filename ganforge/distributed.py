@@ -136,12 +136,11 @@ def init_distributed(device_name: str = "auto") -> DistContext:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(device_name)
     if device.type == "cuda":
-        if local_rank >= torch.cuda.device_count():
+        gpus = torch.cuda.device_count()
+        if local_rank >= gpus:
             per_node = os.environ.get("LOCAL_WORLD_SIZE", str(local_rank + 1))
-            raise GanforgeError(
-                f"torchrun started {per_node} processes on this node, which has {torch.cuda.device_count()} CUDA "
-                f"device(s); pass --nproc-per-node {torch.cuda.device_count()} or fewer, or --device cpu"
-            )
+            raise GanforgeError(f"torchrun started {per_node} processes on this node, which has {gpus} CUDA device(s); "
+                                f"pass --nproc-per-node {gpus} or fewer, or --device cpu")
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     elif device.type != "cpu":
