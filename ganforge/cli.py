@@ -161,6 +161,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.resume:
             if args.variant:
                 raise GanforgeError("--resume continues the run's own variant; drop the variant name")
+            if args.resume_if_exists:
+                raise GanforgeError("--resume and --resume-if-exists do not combine: `--resume RUN_DIR` continues a run, "
+                                    "`VARIANT --out RUN_DIR --resume-if-exists` starts one or continues it")
             result = resume(args.resume, steps=args.steps, device=args.device)
         else:
             settings = _train_settings(args)
@@ -168,7 +171,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 config = TrainConfig.model_validate(settings)
             except ValidationError as exc:
                 raise GanforgeError(_validation_message(exc)) from None
-            result = train(config)
+            result = train(config, resume_if_exists=args.resume_if_exists)
     except TrainingDiverged as exc:
         print(f"ganforge: training diverged: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -310,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a variant (or continue a run with --resume)")
     p.add_argument("variant", nargs="?", help="variant name or alias (see `ganforge variants`)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run from checkpoints/last.pt")
+    p.add_argument("--resume-if-exists", action="store_true",
+                   help="if --out holds a run with these settings, continue it from its last checkpoint: the same "
+                        "command then survives torchrun --max-restarts and scheduler restarts")
     p.add_argument("--data", help="data set name (default mnist5k; see `ganforge datasets`)")
     p.add_argument("--data-dir", type=Path, help="folder holding the data set's files")
     p.add_argument("--image-size", type=int, help="resize images to this square size")

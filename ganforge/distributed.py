@@ -146,8 +146,34 @@ def init_distributed(device_name: str = "auto") -> DistContext:
     elif device.type != "cpu":
         raise GanforgeError(f"distributed training runs on CUDA (NCCL) or CPU (gloo), not {device.type}")
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", **_restart_safe_store(rank, world_size))
     return DistContext(rank, world_size, local_rank, device)
+
+
+def restarts_need_a_store_per_attempt() -> bool:
+    """Whether torchrun may restart this job across nodes in one shared store, where a restart can hang
+    (:func:`_restart_safe_store`): the user should start torchrun with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1."""
+    return (int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) > 0
+            and os.environ.get("GROUP_WORLD_SIZE", "1") != "1"
+            and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True")
+
+
+def _restart_safe_store(rank: int, world_size: int) -> dict[str, Any]:
+    """Where the process group meets, so that a torchrun restart (``--max-restarts``) does not hang.
+
+    By default torchrun's agent serves one store for the whole job and restarted workers meet in
+    it again, where the failed attempt's addresses are still kept (pytorch/pytorch#135712): gloo
+    and NCCL then connect to processes that are gone. On one node the agent's restart count names
+    the attempt for every worker, so each attempt meets under a prefix of its own. Across nodes the
+    counts differ (a node that did not fail does not count the restart), so there torchrun must be
+    started with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1, which gives each attempt a new store.
+    """
+    one_node = os.environ.get("GROUP_WORLD_SIZE", "1") == "1"
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" or not one_node:
+        return {}
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size, is_master=False)
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return {"store": dist.PrefixStore(f"ganforge/attempt-{attempt}", store), "rank": rank, "world_size": world_size}
 
 
 def close_distributed() -> None:

@@ -27,7 +27,9 @@ def ganforge_train_start(trainer: Trainer) -> None:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         raise GanforgeError("--logger tensorboard needs the tensorboard package: pip install 'ganforge[tensorboard]'") from None
-    _writers[id(trainer)] = SummaryWriter(log_dir=str(trainer.run.path / "tensorboard"))
+    # A resumed run logs again the steps after its checkpoint; the events an interrupted run wrote
+    # past that point go, as its metrics.jsonl lines do.
+    _writers[id(trainer)] = SummaryWriter(log_dir=str(trainer.run.path / "tensorboard"), purge_step=trainer.step + 1)
 
 
 @hookimpl

@@ -70,6 +70,25 @@ class RunDir:
         with open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
+    def rewind(self, step: int) -> None:
+        """Drop the metrics logged after ``step``, the checkpoint a run continues from.
+
+        A run that died past its last checkpoint trains those steps again and logs them anew; kept,
+        they would be listed twice (TensorBoard's ``purge_step`` does the same for its event files).
+        A last line cut short by the kill goes too.
+        """
+        if not self.metrics_path.is_file():
+            return
+        kept = []
+        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("step", 0) <= step:
+                kept.append(line + "\n")
+        _atomic_write_bytes(self.metrics_path, "".join(kept).encode())
+
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_path.is_file():
             return []

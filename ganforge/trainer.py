@@ -10,7 +10,9 @@ so the host never waits for the device in between.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import os
 import platform
 import signal
 import sys
@@ -31,7 +33,7 @@ from .bf16_weights import BF16Weights, why_not_copyable
 from .catalog import Catalog, load_catalog
 from .config import TrainConfig
 from .devices import pick_device
-from .distributed import DistContext, init_distributed
+from .distributed import DistContext, init_distributed, restarts_need_a_store_per_attempt
 from .ema import EMA
 from .errors import GanforgeError
 from .losses import gradient_penalty
@@ -425,6 +427,11 @@ class Trainer:
         if self.ema is not None and cfg.ema_start >= cfg.steps:
             self._note_once("ema_start", f"the EMA starts averaging after step {cfg.ema_start} (ema_start), this "
                             f"run ends at step {cfg.steps}, so it samples G itself; --set ema_start=N to average earlier")
+        if restarts_need_a_store_per_attempt():
+            self._note_once("restarts", "torchrun may restart this job (--max-restarts) on several nodes; start "
+                            "torchrun with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 on every node, or the restarted "
+                            "processes can meet the failed ones' addresses in torchrun's store and hang "
+                            "(pytorch/pytorch#135712)")
         if self.speed.precision == "bf16" and self.device.type == "cpu" and not cpu_bf16_native():
             self._note_once("cpu_bf16", "this CPU has no bf16 matrix instructions (AVX512-BF16 or AMX), so "
                             "PyTorch runs bf16 products in generic code, many times slower than fp32; "
@@ -563,14 +570,67 @@ class Trainer:
             signal.signal(signal.SIGINT, previous)
 
 
-def train(config: TrainConfig, catalog: Catalog | None = None) -> TrainResult:
-    """Train a new run described by ``config``; the run directory must not hold a run already."""
+def train(config: TrainConfig, catalog: Catalog | None = None, *, resume_if_exists: bool = False) -> TrainResult:
+    """Train a new run described by ``config``; the run directory must not hold a run already.
+
+    With ``resume_if_exists``, a run directory that holds a run with the same settings (its length
+    and device aside) is continued from its last checkpoint instead, or started over when it died
+    before its first one. The same command then starts a job and continues it after torchrun
+    (``--max-restarts``) or a cluster's scheduler starts it again.
+    """
+    if resume_if_exists and config.out is None:
+        raise GanforgeError("--resume-if-exists needs --out DIR: without it every start names a new run directory")
     trainer = Trainer(config, catalog)
-    if trainer.dist.broadcast_object(trainer.run.exists()):
-        raise GanforgeError(
-            f"{trainer.run.path} already holds a run; continue it with `ganforge train --resume {trainer.run.path}` or pass another --out"
-        )
+    action, refusal = trainer.dist.broadcast_object(_plan_start(trainer, resume_if_exists) if trainer.dist.is_main else None)
+    if action == "refuse":
+        raise GanforgeError(refusal if trainer.dist.is_main else "rank 0 did not start the run (its error is above)")
+    if action == "continue":
+        return _continue(trainer, trainer.run.read_config(), already_done_ok=True)
+    if action == "start over" and trainer.dist.is_main:
+        trainer.run.rewind(0)
+        trainer.run.write_config(trainer.describe())
     return trainer.fit()
+
+
+def _plan_start(trainer: Trainer, resume_if_exists: bool) -> tuple[str, str]:
+    """What ``train`` does with the run directory: ``new``, ``continue``, ``start over`` or ``refuse``, and why it refuses."""
+    run = trainer.run
+    if not run.exists():
+        return "new", ""
+    refusal = f"{run.path} already holds a run; continue it with `ganforge train --resume {run.path}` or pass another --out"
+    if not resume_if_exists:
+        restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+        if restarts:
+            refusal += (f"; torchrun started this job again (restart {restarts}): add --resume-if-exists so that a "
+                        "restart continues from the last checkpoint")
+        return "refuse", refusal
+    try:
+        differences = _settings_differences(run.read_config(), trainer)
+    except GanforgeError as exc:
+        return "refuse", str(exc)
+    except (KeyError, ValueError) as exc:
+        return "refuse", f"{run.config_path}: not a config.json this ganforge can compare settings with ({str(exc).splitlines()[0]})"
+    if differences:
+        return "refuse", (f"{run.path} holds a run with other settings ({'; '.join(differences[:3])}); continue it as "
+                          f"it is with `ganforge train --resume {run.path}`, or pass another --out")
+    return ("continue" if run.checkpoint_path("last").is_file() else "start over"), ""
+
+
+# A continued run may go on further and on another device; every other setting must be the run's own.
+_MAY_DIFFER = frozenset({"steps", "epochs", "out", "device"})
+
+
+def _settings_differences(saved: dict[str, Any], trainer: Trainer) -> list[str]:
+    """``key: saved there, ours here`` for each setting in which ``trainer`` differs from the saved run."""
+    def settings(variant: str, model: dict[str, Any], train: dict[str, Any]) -> dict[str, Any]:
+        # Through JSON, so that tuples and paths compare as config.json holds them.
+        return json.loads(json.dumps({**train, "variant": variant, "model": model}))
+
+    there = settings(saved["variant"], trainer.spec.recorded_config(saved["model"]).model_dump(mode="json"),
+                     TrainConfig.model_validate(saved["train"]).model_dump(mode="json"))
+    here = settings(trainer.spec.name, trainer.model_config.model_dump(mode="json"), trainer.config.model_dump(mode="json"))
+    return [f"{key}: {there.get(key)!r} there, {here.get(key)!r} here"
+            for key in sorted((there.keys() | here.keys()) - _MAY_DIFFER) if there.get(key) != here.get(key)]
 
 
 def resume(run_dir: Path | str, *, steps: int | None = None, device: str | None = None,
@@ -586,11 +646,23 @@ def resume(run_dir: Path | str, *, steps: int | None = None, device: str | None 
     if device is not None:
         update["device"] = device
     config = TrainConfig.model_validate({**saved["train"], **update})
-    trainer = Trainer(config, catalog, run_dir=run.path)
+    return _continue(Trainer(config, catalog, run_dir=run.path), saved, already_done_ok=False)
+
+
+def _continue(trainer: Trainer, saved: dict[str, Any], *, already_done_ok: bool) -> TrainResult:
+    """Load the run's last checkpoint into ``trainer`` and train on from there.
+
+    The metrics logged after that checkpoint are dropped first: the steps between it and where an
+    interrupted run stopped are trained again and logged anew.
+    """
+    run = trainer.run
     trainer.load_state_dict(run.load_checkpoint("last", map_location=trainer.device), run.checkpoint_path("last"))
-    if trainer.step >= config.steps:
+    if trainer.step >= trainer.config.steps:
+        if already_done_ok:
+            return TrainResult(run.path, trainer.step, "completed")
         raise GanforgeError(f"{run.path} already reached step {trainer.step}; pass --steps N with N > {trainer.step} to train further")
     if trainer.dist.is_main:
+        run.rewind(trainer.step)
         run.write_config(_resumed_description(saved, trainer.describe()))
     return trainer.fit()
 

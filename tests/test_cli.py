@@ -135,6 +135,63 @@ def test_sample_refuses_bad_checkpoints_in_one_line(cli, tmp_path: Path) -> None
     assert "not a readable ganforge checkpoint" in one_line_error(cli("sample", "run"))
 
 
+CRASH_PROBE = Path(__file__).with_name("crash_probe.py")
+
+
+def logged_steps(run: Path) -> dict[int, float]:
+    """metrics.jsonl's d_loss by step; a step logged twice fails the test."""
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records]
+    assert len(steps) == len(set(steps)), steps
+    return {r["step"]: r["d_loss"] for r in records}
+
+
+def test_a_run_that_died_past_its_checkpoint_resumes_without_logging_steps_twice(cli, tmp_path: Path) -> None:
+    args = ["train", "mlp", "--steps", "12", "--out", "run", *SMALL, "--set", "log_every=1", "--set", "checkpoint_every=4"]
+    died = subprocess.run([sys.executable, str(CRASH_PROBE), "0", "7", *args], cwd=tmp_path,
+                          env={**os.environ, "TQDM_DISABLE": "1"}, capture_output=True, text=True, timeout=300)
+    assert died.returncode == 1, died.stderr
+    before = logged_steps(tmp_path / "run")
+    assert list(before) == [1, 2, 3, 4, 5, 6, 7]
+    proc = cli("train", "--resume", "run")
+    assert proc.returncode == 0 and "trained to step 12" in proc.stdout, proc.stderr
+    after = logged_steps(tmp_path / "run")
+    assert list(after) == list(range(1, 13))
+    # Steps 5 to 7 were trained again from the step-4 checkpoint, exactly as the first time.
+    assert all(after[step] == before[step] for step in before)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["from_step"] == 4 and [s["from_step"] for s in saved["earlier_segments"]] == [0]
+
+
+def test_resume_if_exists_starts_continues_or_refuses_a_run(cli, tmp_path: Path) -> None:
+    args = ["train", "mlp", "--out", "run", *SMALL, "--set", "log_every=1", "--set", "checkpoint_every=4", "--resume-if-exists"]
+    # Died before its first checkpoint: the same command starts it over.
+    died = subprocess.run([sys.executable, str(CRASH_PROBE), "0", "3", *args, "--steps", "6"], cwd=tmp_path,
+                          env={**os.environ, "TQDM_DISABLE": "1"}, capture_output=True, text=True, timeout=300)
+    assert died.returncode == 1 and not (tmp_path / "run" / "checkpoints" / "last.pt").exists(), died.stderr
+    assert list(logged_steps(tmp_path / "run")) == [1, 2, 3]
+    proc = cli(*args, "--steps", "6")
+    assert proc.returncode == 0 and "trained to step 6" in proc.stdout, proc.stderr
+    assert list(logged_steps(tmp_path / "run")) == [1, 2, 3, 4, 5, 6]
+    assert "earlier_segments" not in json.loads((tmp_path / "run" / "config.json").read_text())
+    # A run that exists with these settings: continued, further if asked.
+    proc = cli(*args, "--steps", "9")
+    assert proc.returncode == 0 and "trained to step 9" in proc.stdout, proc.stderr
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["from_step"] == 6
+    # Already there: nothing to train, and a success, so a restarted finished job ends well.
+    last = (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes()
+    proc = cli(*args, "--steps", "9")
+    assert proc.returncode == 0 and "trained to step 9" in proc.stdout, proc.stderr
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes() == last
+    assert list(logged_steps(tmp_path / "run")) == list(range(1, 10))
+    # Other settings are another run: refused, naming the difference, the run left as it was.
+    error = one_line_error(cli(*args, "--steps", "12", "--set", "lr_d=1e-3"))
+    assert "run holds a run with other settings (lr_d: None there, 0.001 here)" in error
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes() == last
+    assert "--resume-if-exists needs --out DIR" in one_line_error(cli("train", "mlp", "--resume-if-exists"))
+    assert "do not combine" in one_line_error(cli("train", "--resume", "run", "--resume-if-exists"))
+
+
 def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path) -> None:
     env = {**os.environ, "TQDM_DISABLE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "ganforge", "train", "mlp", "--steps", "1000000", "--out", "run",

@@ -20,12 +20,17 @@ import pytest
 import torch
 import torchvision.datasets
 
+from ganforge.distributed import restarts_need_a_store_per_attempt
 from ganforge.testing import assert_states_equal
 
 from download_probe import TRAIN_FILES  # tests/download_probe.py, beside this file
 
 PROBE = Path(__file__).with_name("ddp_probe.py")
 DOWNLOAD_PROBE = Path(__file__).with_name("download_probe.py")
+CRASH_PROBE = Path(__file__).with_name("crash_probe.py")
+SMALL_MODEL = ("--set", "g_hidden=[32]", "--set", "d_hidden=[32]")
+RESTART_ARGS = ("train", "mlp", "--device", "cpu", "--steps", "8", "--batch-size", "16", *SMALL_MODEL,
+                "--set", "log_every=1", "--set", "checkpoint_every=4")
 
 
 def torchrun(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -38,7 +43,7 @@ def torchrun(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedP
 
 def test_cli_under_torchrun_writes_one_run_from_rank_0(tmp_path: Path) -> None:
     proc = torchrun("-m", "ganforge", "train", "mlp", "--device", "cpu", "--steps", "8", "--batch-size", "16",
-                    "--out", "run", "--set", "g_hidden=[32]", "--set", "d_hidden=[32]", "--set", "log_every=2", cwd=tmp_path)
+                    "--out", "run", *SMALL_MODEL, "--set", "log_every=2", cwd=tmp_path)
     assert proc.stdout.count("trained to step 8") == 1
     run = tmp_path / "run"
     saved = json.loads((run / "config.json").read_text())
@@ -98,13 +103,13 @@ def mnist_server(tmp_path: Path) -> Iterator[tuple[str, collections.Counter[str]
     server.shutdown()
 
 
-def torchrun_two_nodes(*args: str, cwd: Path) -> str:
+def torchrun_two_nodes(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
     """Two torchrun agents, one process each, meeting at a c10d rendezvous on this machine: two nodes
     sharing one file system. Returns both agents' stdout."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1", **(env or {})}
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
                "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "ganforge-test", *args]
     agents = [subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -127,7 +132,7 @@ def test_processes_download_a_data_set_once_and_in_turn(tmp_path: Path, mnist_se
     # Two processes with an empty data folder, on one node or two: rank 0 downloads while rank 1
     # waits, then reads the files.
     args = (str(DOWNLOAD_PROBE), url, "train", "mlp", "--device", "cpu", "--data", "mnist", "--data-dir", "data",
-            "--steps", "2", "--batch-size", "16", "--out", "run", "--set", "g_hidden=[32]", "--set", "d_hidden=[32]")
+            "--steps", "2", "--batch-size", "16", "--out", "run", *SMALL_MODEL)
     stdout = torchrun(*args, cwd=tmp_path).stdout if nodes == 1 else torchrun_two_nodes(*args, cwd=tmp_path)
     assert stdout.count("trained to step 2") == 1
     assert dict(requests) == one_process
@@ -141,3 +146,61 @@ def test_a_data_set_that_rank_0_cannot_load_stops_every_process_with_its_reason(
     assert proc.stderr.count("ganforge: error: MNIST not found under missing") == 1
     assert "ganforge: error: rank 0 could not load data set 'mnist' (its error is above)" in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory) -> Path:
+    """RESTART_ARGS trained under torchrun with no process dying: what a restarted run must end as."""
+    folder = tmp_path_factory.mktemp("straight")
+    torchrun("-m", "ganforge", *RESTART_ARGS, "--out", "run", cwd=folder)
+    return folder / "run"
+
+
+def test_torchrun_restarts_after_a_dead_process_continue_from_the_last_checkpoint(tmp_path: Path, straight_run: Path) -> None:
+    # Rank 1 dies after step 6 of the job's first start; step 4 is the last checkpoint.
+    proc = torchrun("--max-restarts", "1", str(CRASH_PROBE), "1", "6", *RESTART_ARGS, "--out", "restarted",
+                    "--resume-if-exists", cwd=tmp_path)
+    assert proc.stdout.count("trained to step 8") == 1 and (tmp_path / "crash_probe.died").exists()
+    assert_restarted_run_is_the_straight_one(tmp_path / "restarted", straight_run)
+    # Without --resume-if-exists the restart refuses the run directory, says how to continue it, and leaves it be.
+    (tmp_path / "refused").mkdir()
+    proc = torchrun("--max-restarts", "1", str(CRASH_PROBE), "1", "6", *RESTART_ARGS, "--out", "run",
+                    cwd=tmp_path / "refused", check=False)
+    assert proc.returncode != 0
+    assert proc.stderr.count("torchrun started this job again (restart 1): add --resume-if-exists") == 1
+    assert "rank 0 did not start the run (its error is above)" in proc.stderr
+    assert torch.load(tmp_path / "refused" / "run" / "checkpoints" / "last.pt", weights_only=True)["step"] == 4
+
+
+def test_two_nodes_restart_with_a_store_per_attempt(tmp_path: Path, straight_run: Path) -> None:
+    stdout = torchrun_two_nodes("--max-restarts", "1", str(CRASH_PROBE), "1", "6", *RESTART_ARGS, "--out", "restarted",
+                                "--resume-if-exists", cwd=tmp_path, env={"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"})
+    assert stdout.count("trained to step 8") == 1 and (tmp_path / "crash_probe.died").exists()
+    assert_restarted_run_is_the_straight_one(tmp_path / "restarted", straight_run)
+
+
+def test_restarts_across_nodes_in_torchruns_shared_store_are_flagged(monkeypatch) -> None:
+    # What torchrun's agent sets in each process of a two-node job started with --max-restarts 1.
+    for key, value in {"TORCHELASTIC_MAX_RESTARTS": "1", "GROUP_WORLD_SIZE": "2", "TORCHELASTIC_USE_AGENT_STORE": "True"}.items():
+        monkeypatch.setenv(key, value)
+    assert restarts_need_a_store_per_attempt()
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "False")  # TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1
+    assert not restarts_need_a_store_per_attempt()
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "True")
+    monkeypatch.setenv("GROUP_WORLD_SIZE", "1")  # one node: each attempt meets under its own prefix
+    assert not restarts_need_a_store_per_attempt()
+    monkeypatch.setenv("GROUP_WORLD_SIZE", "2")
+    monkeypatch.setenv("TORCHELASTIC_MAX_RESTARTS", "0")
+    assert not restarts_need_a_store_per_attempt()
+
+
+def assert_restarted_run_is_the_straight_one(restarted: Path, straight: Path) -> None:
+    """Trained from the step-4 checkpoint after the death, the run ends where 8 straight steps end, each step logged once."""
+    ours = torch.load(restarted / "checkpoints" / "last.pt", weights_only=True)
+    theirs = torch.load(straight / "checkpoints" / "last.pt", weights_only=True)
+    for key in ("generator", "discriminator", "opt_g", "opt_d", "ema"):
+        assert_states_equal(theirs[key], ours[key], key)
+    logged = [json.loads(line) for line in (restarted / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged] == list(range(1, 9))
+    assert json.loads((restarted / "config.json").read_text())["from_step"] == 4
