@@ -438,7 +438,7 @@ class Trainer:
                             "--precision fp32 trains faster here")
         status = "completed"
         try:
-            with self._sigint_saves(), trusted_labels():
+            with self._stop_signals_save(), trusted_labels():
                 while self.step < cfg.steps:
                     self.train_step()
                     bar.update(1)
@@ -552,8 +552,14 @@ class Trainer:
         self.run.save_grid(images, f"step_{self.step:07d}.png", nrow=self.grid_rows)
 
     @contextlib.contextmanager
-    def _sigint_saves(self) -> Iterator[None]:
-        """First Ctrl-C: finish the step, checkpoint, stop. A second one stops at once."""
+    def _stop_signals_save(self) -> Iterator[None]:
+        """First Ctrl-C (or SIGTERM, in one process): finish the step, checkpoint, stop. A second one stops at once.
+
+        SIGTERM is what a cluster's scheduler sends before it preempts or requeues a job. Under
+        torchrun it keeps its default: the agent sends it to the survivors when a process has died,
+        and they are to exit at once so that the job can restart, not wait in a collective that
+        cannot complete.
+        """
         if threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -563,11 +569,13 @@ class Trainer:
                 raise KeyboardInterrupt
             self._stop_requested = True
 
-        previous = signal.signal(signal.SIGINT, handler)
+        signals = (signal.SIGINT,) if self.dist.enabled else (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, handler) for sig in signals}
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, before in previous.items():
+                signal.signal(sig, before)
 
 
 def train(config: TrainConfig, catalog: Catalog | None = None, *, resume_if_exists: bool = False) -> TrainResult:

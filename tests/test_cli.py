@@ -192,7 +192,8 @@ def test_resume_if_exists_starts_continues_or_refuses_a_run(cli, tmp_path: Path)
     assert "do not combine" in one_line_error(cli("train", "--resume", "run", "--resume-if-exists"))
 
 
-def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path, stop: signal.Signals) -> None:
     env = {**os.environ, "TQDM_DISABLE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "ganforge", "train", "mlp", "--steps", "1000000", "--out", "run",
                              *SMALL, "--set", "log_every=20"], cwd=tmp_path, env=env,
@@ -202,7 +203,7 @@ def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path) -> None:
     while not (metrics.exists() and metrics.read_text().count("\n") >= 2):
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "checkpoint saved" in err and "--resume run" in err and "Traceback" not in err
