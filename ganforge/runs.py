@@ -75,24 +75,25 @@ class RunDir:
 
         A run that died past its last checkpoint trains those steps again and logs them anew; kept,
         they would be listed twice (TensorBoard's ``purge_step`` does the same for its event files).
-        A last line cut short by the kill goes too.
         """
+        if self.metrics_path.is_file():
+            kept = [json.dumps(record) + "\n" for record in self.read_metrics() if record.get("step", 0) <= step]
+            _atomic_write_bytes(self.metrics_path, "".join(kept).encode())
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """The logged records, in order; a line that is not a JSON object (one cut short when the
+        disk filled up or the machine lost power) is left out."""
         if not self.metrics_path.is_file():
-            return
-        kept = []
+            return []
+        records = []
         for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
             try:
                 record = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(record, dict) and record.get("step", 0) <= step:
-                kept.append(line + "\n")
-        _atomic_write_bytes(self.metrics_path, "".join(kept).encode())
-
-    def read_metrics(self) -> list[dict[str, Any]]:
-        if not self.metrics_path.is_file():
-            return []
-        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+            if isinstance(record, dict):
+                records.append(record)
+        return records
 
     def checkpoint_path(self, which: str | int = "last") -> Path:
         """``last``, ``best`` or a step number -> the checkpoint file's path."""

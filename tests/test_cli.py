@@ -153,6 +153,8 @@ def test_a_run_that_died_past_its_checkpoint_resumes_without_logging_steps_twice
     assert died.returncode == 1, died.stderr
     before = logged_steps(tmp_path / "run")
     assert list(before) == [1, 2, 3, 4, 5, 6, 7]
+    with open(tmp_path / "run" / "metrics.jsonl", "a") as metrics:
+        metrics.write('{"step": 8, "d_lo')  # a line cut short, as when the disk fills up
     proc = cli("train", "--resume", "run")
     assert proc.returncode == 0 and "trained to step 12" in proc.stdout, proc.stderr
     after = logged_steps(tmp_path / "run")
