@@ -153,9 +153,16 @@ def init_distributed(device_name: str = "auto") -> DistContext:
 def restarts_need_a_store_per_attempt() -> bool:
     """Whether torchrun may restart this job across nodes in one shared store, where a restart can hang
     (:func:`_restart_safe_store`): the user should start torchrun with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1."""
-    return (int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) > 0
-            and os.environ.get("GROUP_WORLD_SIZE", "1") != "1"
-            and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True")
+    return int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) > 0 and _in_agent_store() and not _one_node()
+
+
+def _in_agent_store() -> bool:
+    """Whether torchrun's agent serves the store this job meets in (its default)."""
+    return os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+
+
+def _one_node() -> bool:
+    return os.environ.get("GROUP_WORLD_SIZE", "1") == "1"
 
 
 def _restart_safe_store(rank: int, world_size: int) -> dict[str, Any]:
@@ -168,8 +175,7 @@ def _restart_safe_store(rank: int, world_size: int) -> dict[str, Any]:
     counts differ (a node that did not fail does not count the restart), so there torchrun must be
     started with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1, which gives each attempt a new store.
     """
-    one_node = os.environ.get("GROUP_WORLD_SIZE", "1") == "1"
-    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" or not one_node:
+    if not (_in_agent_store() and _one_node()):
         return {}
     store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size, is_master=False)
     attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")

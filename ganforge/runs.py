@@ -47,10 +47,14 @@ class RunDir:
     def exists(self) -> bool:
         return self.config_path.is_file()
 
+    def already_holds_a_run(self) -> str:
+        """Why a new run cannot start here, and what to do instead."""
+        return f"{self.path} already holds a run; continue it with `ganforge train --resume {self.path}` or pass another --out"
+
     def create(self, config: dict[str, Any]) -> None:
         """Start a new run here; refuses a folder that already holds one, so no run is overwritten."""
         if self.exists():
-            raise GanforgeError(f"{self.path} already holds a run; continue it with `ganforge train --resume {self.path}` or pass another --out")
+            raise GanforgeError(self.already_holds_a_run())
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         self.samples.mkdir(exist_ok=True)
         self.write_config(config)

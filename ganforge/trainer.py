@@ -605,8 +605,8 @@ def _plan_start(trainer: Trainer, resume_if_exists: bool) -> tuple[str, str]:
     run = trainer.run
     if not run.exists():
         return "new", ""
-    refusal = f"{run.path} already holds a run; continue it with `ganforge train --resume {run.path}` or pass another --out"
     if not resume_if_exists:
+        refusal = run.already_holds_a_run()
         restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
         if restarts:
             refusal += (f"; torchrun started this job again (restart {restarts}): add --resume-if-exists so that a "

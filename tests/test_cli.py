@@ -138,6 +138,13 @@ def test_sample_refuses_bad_checkpoints_in_one_line(cli, tmp_path: Path) -> None
 CRASH_PROBE = Path(__file__).with_name("crash_probe.py")
 
 
+def dies_after(step: int, *args: str, cwd: Path) -> None:
+    """``ganforge ARGS`` through tests/crash_probe.py: the process dies after ``step``."""
+    died = subprocess.run([sys.executable, str(CRASH_PROBE), "0", str(step), *args], cwd=cwd,
+                          env={**os.environ, "TQDM_DISABLE": "1"}, capture_output=True, text=True, timeout=300)
+    assert died.returncode == 1, died.stderr
+
+
 def logged_steps(run: Path) -> dict[int, float]:
     """metrics.jsonl's d_loss by step; a step logged twice fails the test."""
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -148,9 +155,7 @@ def logged_steps(run: Path) -> dict[int, float]:
 
 def test_a_run_that_died_past_its_checkpoint_resumes_without_logging_steps_twice(cli, tmp_path: Path) -> None:
     args = ["train", "mlp", "--steps", "12", "--out", "run", *SMALL, "--set", "log_every=1", "--set", "checkpoint_every=4"]
-    died = subprocess.run([sys.executable, str(CRASH_PROBE), "0", "7", *args], cwd=tmp_path,
-                          env={**os.environ, "TQDM_DISABLE": "1"}, capture_output=True, text=True, timeout=300)
-    assert died.returncode == 1, died.stderr
+    dies_after(7, *args, cwd=tmp_path)
     before = logged_steps(tmp_path / "run")
     assert list(before) == [1, 2, 3, 4, 5, 6, 7]
     with open(tmp_path / "run" / "metrics.jsonl", "a") as metrics:
@@ -168,9 +173,8 @@ def test_a_run_that_died_past_its_checkpoint_resumes_without_logging_steps_twice
 def test_resume_if_exists_starts_continues_or_refuses_a_run(cli, tmp_path: Path) -> None:
     args = ["train", "mlp", "--out", "run", *SMALL, "--set", "log_every=1", "--set", "checkpoint_every=4", "--resume-if-exists"]
     # Died before its first checkpoint: the same command starts it over.
-    died = subprocess.run([sys.executable, str(CRASH_PROBE), "0", "3", *args, "--steps", "6"], cwd=tmp_path,
-                          env={**os.environ, "TQDM_DISABLE": "1"}, capture_output=True, text=True, timeout=300)
-    assert died.returncode == 1 and not (tmp_path / "run" / "checkpoints" / "last.pt").exists(), died.stderr
+    dies_after(3, *args, "--steps", "6", cwd=tmp_path)
+    assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
     assert list(logged_steps(tmp_path / "run")) == [1, 2, 3]
     proc = cli(*args, "--steps", "6")
     assert proc.returncode == 0 and "trained to step 6" in proc.stdout, proc.stderr
