@@ -85,7 +85,8 @@ class Registry(Generic[T]):
         parts = [f"unknown {self.kind} {name!r}"]
         close = difflib.get_close_matches(name, list(self._lookup), n=3, cutoff=0.6)
         if close:
-            parts.append(f"did you mean {' or '.join(repr(c) for c in close)}?")
+            *others, last = [repr(c) for c in close]
+            parts.append(f"did you mean {', '.join(others) + ' or ' if others else ''}{last}?")
         if self.kind == "variant" and name in KNOWN_PROVIDERS:
             provider = KNOWN_PROVIDERS[name]
             parts.append(f"it is provided by {provider}, which is not installed: pip install {provider}")
@@ -93,4 +94,6 @@ class Registry(Generic[T]):
         if self.kind == "variant":
             installed += " (see `ganforge variants` and `ganforge plugins`)"
         parts.append(installed)
-        return "; ".join(parts)
+        # A question ends its clause itself: "did you mean 'dcgan'? installed: ...", not "?; installed".
+        return "".join(part + ("" if i == len(parts) - 1 else " " if part.endswith("?") else "; ")
+                       for i, part in enumerate(parts))

@@ -110,8 +110,15 @@ def test_unknown_names_suggest_close_matches_and_list_installed() -> None:
         registry.add(name, 0, "p")
     with pytest.raises(GanforgeError) as info:
         registry.get("dcgn")
-    assert str(info.value).startswith("unknown variant 'dcgn'; did you mean 'dcgan'")
-    assert "installed: cgan, dcgan, mlp" in str(info.value)
+    assert str(info.value) == ("unknown variant 'dcgn'; did you mean 'dcgan' or 'cgan'? installed: cgan, dcgan, mlp "
+                               "(see `ganforge variants` and `ganforge plugins`)")
+    registry.add("sngan", 0, "p")
+    with pytest.raises(GanforgeError) as info:
+        registry.get("gan")
+    assert str(info.value).startswith("unknown variant 'gan'; did you mean 'cgan', 'sngan' or 'dcgan'? installed:")
+    with pytest.raises(GanforgeError) as info:
+        registry.get("zzz")
+    assert str(info.value).startswith("unknown variant 'zzz'; installed: cgan, dcgan, mlp, sngan")
 
 
 def test_a_known_but_missing_plugin_says_what_to_install() -> None:
