@@ -1,6 +1,6 @@
 """Images per second on one CUDA GPU: mlp and dcgan at batch 64 and 1024, eager, with the whole step
 captured as a CUDA graph, and with torch.compile (with and without its CUDA graphs), in fp32 and bf16,
-against the seed-style reference loop on the same GPU.
+and eager fp16 with loss scaling, against the seed-style reference loop on the same GPU.
 
     python benchmarks/gpu.py            # about five minutes on an H100/H200-class GPU
 
@@ -30,6 +30,7 @@ from ganforge.runs import RunDir  # noqa: E402
 SETTINGS = [  # (label, precision, compile, cuda_graphs, capture_step), cheapest to measure first
     ("fp32", "fp32", False, False, False),
     ("bf16", "bf16", False, False, False),
+    ("fp16", "fp16", False, False, False),  # with loss scaling, for GPUs without bf16; never captured
     ("fp32+capture", "fp32", False, False, True),
     ("bf16+capture", "bf16", False, False, True),
     ("bf16+compile", "bf16", True, False, False),

@@ -51,7 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", default="mlp")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     parser.add_argument("--a", nargs="+", default=[], metavar="KEY=VALUE", help="settings of side A (as --set)")
     parser.add_argument("--b", nargs="+", default=[], metavar="KEY=VALUE", help="settings of side B (as --set)")
     parser.add_argument("--rounds", type=int, default=40)

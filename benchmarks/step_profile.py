@@ -81,7 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", default="mlp")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--precision", nargs="+", default=["bf16"], choices=["fp32", "bf16"])
+    parser.add_argument("--precision", nargs="+", default=["bf16"], choices=["fp32", "bf16", "fp16"])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--rows", type=int, default=25)
     parser.add_argument("--phases", action="store_true", help="wall time per phase, no profiler")

@@ -329,7 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="run directory (default runs/VARIANT-TIMESTAMP)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int)
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="auto (default): bf16 on CUDA GPUs that support it")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto (default): bf16 on CUDA GPUs that support it; fp16: autocast with loss scaling, "
+                        "for GPUs without bf16 (V100, T4)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile G and D (default: off; on one CUDA process the whole step is "
                         "captured as a CUDA graph instead, --set capture_step=false to turn that off)")

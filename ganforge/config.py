@@ -48,8 +48,9 @@ class TrainConfig(BaseModel):
         0, ge=0, description="steps before the EMA starts averaging (until then it copies G): early generators average to blur")
     seed: int = 0
     device: str = Field("auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
-    precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="auto: bf16 autocast on CUDA devices that support it, fp32 elsewhere")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 autocast on CUDA devices that support it, fp32 elsewhere; "
+                            "fp16: fp16 autocast with loss scaling, for GPUs without bf16 (V100, T4)")
     compile: bool | None = Field(None, description="torch.compile G and D (off by default: it does not pay for these models)")
     cuda_graphs: bool = Field(False, description="with compile on CUDA, capture CUDA graphs (mode reduce-overhead)")
     capture_step: bool | None = Field(

@@ -29,6 +29,11 @@ def cpu_bf16_native() -> bool:
     return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+def cpu_fp16_native() -> bool:
+    """Whether this CPU multiplies fp16 matrices in hardware (AVX512-FP16 or AMX-FP16), as oneDNN reports it."""
+    return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
+
+
 def cpu_description() -> str:
     """This CPU as CPU speed figures depend on it: its model, the instruction set of PyTorch's kernels, bf16."""
     model = platform.processor() or platform.machine()
@@ -69,6 +74,9 @@ def resolve_speed(config: TrainConfig, device: torch.device, world_size: int = 1
     if onednn_pays is None:
         onednn_pays = onednn_linear_pays()
     precision = config.precision if config.precision != "auto" else ("bf16" if cuda and bf16_supported else "fp32")
+    if precision == "fp16" and device.type not in ("cuda", "cpu"):
+        raise GanforgeError(f"--precision fp16 (autocast with loss scaling) runs on CUDA or the CPU; this run is on "
+                            f"{device}; use --precision fp32")
 
     if config.capture_step and not cuda:
         raise GanforgeError(f"capture_step replays CUDA graphs; this run is on {device}; drop --set capture_step=true")
@@ -78,8 +86,11 @@ def resolve_speed(config: TrainConfig, device: torch.device, world_size: int = 1
     if config.capture_step and config.compile:
         raise GanforgeError("capture_step and --compile do not combine (compile graphs its own modules: "
                             "--compile --set cuda_graphs=true); drop one of them")
+    if config.capture_step and precision == "fp16":
+        raise GanforgeError("capture_step does not combine with --precision fp16 (the loss scaler's step is not "
+                            "captured); drop --set capture_step=true")
     capture_step = config.capture_step if config.capture_step is not None else (
-        cuda and world_size == 1 and not config.compile)
+        cuda and world_size == 1 and not config.compile and precision != "fp16")
     compile_ = bool(config.compile)
     cuda_graphs = compile_ and cuda and config.cuda_graphs
 

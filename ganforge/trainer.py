@@ -41,7 +41,7 @@ from .metrics.evaluate import Evaluation
 from .nn import Discriminator, Generator, trusted_labels
 from .onednn_linear import use_onednn_linears
 from .runs import RunDir, load_weights
-from .speed import cpu_bf16_native, cpu_description, resolve_speed
+from .speed import cpu_bf16_native, cpu_description, cpu_fp16_native, resolve_speed
 from .step_graph import CapturedStep
 from .variant import DataShape, VariantSpec
 
@@ -141,6 +141,11 @@ class Trainer:
         adam = {"betas": self.betas, "fused": fused, "capturable": self.speed.capture_step}
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.lr_g, **adam)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.lr_d, **adam)
+        # fp16 gradients underflow without loss scaling; one scaler per model, since their losses differ in scale.
+        # Fused Adam takes the scale and the overflow flag on the device, so scaling adds no host sync.
+        fp16 = self.speed.precision == "fp16"
+        self.scaler_g = torch.amp.GradScaler(self.device.type) if fp16 else None
+        self.scaler_d = torch.amp.GradScaler(self.device.type) if fp16 else None
         # With bf16_weights the step runs bf16 copies; the fp32 models stay what is trained, averaged and saved.
         self._g16 = BF16Weights(self.generator) if self.speed.bf16_weights else None
         self._d16 = BF16Weights(self.discriminator) if self.speed.bf16_weights else None
@@ -269,9 +274,16 @@ class Trainer:
         return z, None
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.speed.precision == "bf16":
+        if self.speed.precision in ("bf16", "fp16"):
+            dtype = torch.bfloat16 if self.speed.precision == "bf16" else torch.float16
             # A captured graph cannot hold autocast's cache of cast weights (PyTorch's CUDA graph notes).
-            return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=not self.speed.capture_step)
+            return torch.autocast(self.device.type, dtype=dtype, cache_enabled=not self.speed.capture_step)
+        return contextlib.nullcontext()
+
+    def _penalty_precision(self) -> contextlib.AbstractContextManager[Any]:
+        """fp32 for the gradient penalty under fp16: its input gradients, taken before any loss scaling, would underflow."""
+        if self.speed.precision == "fp16":
+            return torch.autocast(self.device.type, enabled=False)
         return contextlib.nullcontext()
 
     def _note_once(self, topic: str, text: str) -> None:
@@ -329,9 +341,10 @@ class Trainer:
                 d_real, d_fake = self._score_real_and_fake(real, real_labels, fake.detach(), fake_labels)
                 d_loss = self.loss.d_loss(d_real, d_fake)
                 if cfg.gradient_penalty:
-                    penalty = gradient_penalty(self.d_penalty, real, fake, real_labels, generator=self.noise)
+                    with self._penalty_precision():
+                        penalty = gradient_penalty(self.d_penalty, real, fake, real_labels, generator=self.noise)
                     d_loss = d_loss + cfg.gradient_penalty * penalty
-            self._update(self.opt_d, self._d16, d_loss)
+            self._update(self.opt_d, self._d16, self.scaler_d, d_loss)
             if self._d16 is not None:
                 self._d16.sync()  # the next critic update and G's update read D's new weights
         # D's weights need no gradient for G's update; skipping them saves a third of D's backward.
@@ -339,22 +352,29 @@ class Trainer:
             p.requires_grad_(False)
         with self._autocast():
             g_loss = self.loss.g_loss(self.d_plain(fake, fake_labels).float())
-        self._update(self.opt_g, self._g16, g_loss)
+        self._update(self.opt_g, self._g16, self.scaler_g, g_loss)
         for p in self._d_params:
             p.requires_grad_(True)
         self._sums += torch.stack([d_loss.detach(), g_loss.detach(), d_real.detach().mean(), d_fake.detach().mean()])
 
     @staticmethod
-    def _update(optimizer: torch.optim.Optimizer, copies: BF16Weights | None, loss: torch.Tensor) -> None:
-        """One optimiser step on ``loss``, through the bf16 copies when the step runs them."""
-        if copies is None:
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        else:
+    def _update(optimizer: torch.optim.Optimizer, copies: BF16Weights | None, scaler: torch.amp.GradScaler | None,
+                loss: torch.Tensor) -> None:
+        """One optimiser step on ``loss``: through the bf16 copies when the step runs them, with loss scaling under
+        fp16 (a step whose gradients overflow is skipped and the scale halved)."""
+        if copies is not None:
             copies.zero_grad()
             loss.backward()
             copies.step(optimizer)
+        elif scaler is not None:
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
 
     # ----------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -376,6 +396,8 @@ class Trainer:
         state["rng"] = self.dist.gather_objects(rng)  # one entry per rank: each draws its own noise
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
+        if self.scaler_g is not None and self.scaler_d is not None:
+            state["scaler_g"], state["scaler_d"] = self.scaler_g.state_dict(), self.scaler_d.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any], source: Path | str) -> None:
@@ -388,6 +410,9 @@ class Trainer:
         self.opt_d.load_state_dict(state["opt_d"])
         if self.ema is not None and "ema" in state:
             self.ema.load_state_dict(state["ema"])
+        if self.scaler_g is not None and self.scaler_d is not None and "scaler_g" in state:
+            self.scaler_g.load_state_dict(state["scaler_g"])
+            self.scaler_d.load_state_dict(state["scaler_d"])
         if len(state["rng"]) != self.dist.world_size:
             raise GanforgeError(
                 f"the checkpoint was written by {len(state['rng'])} process(es), this run has {self.dist.world_size}; "
@@ -436,6 +461,10 @@ class Trainer:
             self._note_once("cpu_bf16", "this CPU has no bf16 matrix instructions (AVX512-BF16 or AMX), so "
                             "PyTorch runs bf16 products in generic code, many times slower than fp32; "
                             "--precision fp32 trains faster here")
+        if self.speed.precision == "fp16" and self.device.type == "cpu" and not cpu_fp16_native():
+            self._note_once("cpu_fp16", "this CPU has no fp16 matrix instructions (AVX512-FP16 or AMX-FP16), so "
+                            "PyTorch runs fp16 products in generic code, many times slower than fp32; --precision "
+                            "fp16 is for GPUs without bf16, and --precision fp32 trains faster here")
         status = "completed"
         try:
             with self._stop_signals_save(), trusted_labels():

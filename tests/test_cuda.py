@@ -30,6 +30,7 @@ SETTINGS = {  # what the user passes: --precision, --compile, --set cuda_graphs=
     "bf16+capture": {"precision": "bf16", "capture_step": True},
     "bf16+compile": {"precision": "bf16", "compile": True},
     "bf16+compile+graphs": {"precision": "bf16", "compile": True, "cuda_graphs": True},
+    "fp16": {"precision": "fp16"},  # loss scaling, for GPUs without bf16; never captured
 }
 WGAN_GP = {"loss": "wasserstein", "gradient_penalty": 10.0, "n_critic": 2}
 
@@ -67,8 +68,8 @@ class SyncWatch:
 
 @pytest.mark.parametrize(("variant", "setting", "extra"), [
     *(("mlp", s, {}) for s in SETTINGS),
-    ("mlp", "fp32+capture", WGAN_GP), ("mlp", "bf16+capture", WGAN_GP),
-    ("dcgan", "bf16", {}), ("dcgan", "bf16+capture", {}), ("dcgan", "bf16+compile+graphs", {}),
+    ("mlp", "fp32+capture", WGAN_GP), ("mlp", "bf16+capture", WGAN_GP), ("mlp", "fp16", WGAN_GP),
+    ("dcgan", "bf16", {}), ("dcgan", "fp16", {}), ("dcgan", "bf16+capture", {}), ("dcgan", "bf16+compile+graphs", {}),
     ("cgan", "bf16", {}), ("cgan", "bf16+capture", {}), ("cgan", "bf16+compile+graphs", {}),
     ("cdcgan", "bf16+capture", {}),
 ])

@@ -50,6 +50,13 @@ def test_bf16_on_one_cpu_process_keeps_bf16_weight_copies_for_linear_models() ->
     assert not speed(CUDA, capture_step=False).bf16_weights
 
 
+def test_fp16_is_asked_for_and_runs_its_loss_scaler_outside_a_captured_step() -> None:
+    assert speed(CUDA, bf16=False).precision == "fp32"  # a GPU without bf16 keeps fp32 unless fp16 is asked for
+    fp16 = speed(CUDA, bf16=False, precision="fp16")
+    assert fp16.precision == "fp16" and not fp16.capture_step and not fp16.bf16_weights
+    assert speed(CPU, precision="fp16").precision == "fp16"
+
+
 @pytest.mark.parametrize(("device", "world_size", "settings", "message"), [
     (CPU, 1, {"capture_step": True}, "capture_step replays CUDA graphs; this run is on cpu"),
     (CUDA, 2, {"capture_step": True}, "capture_step does not run under torchrun"),
@@ -60,6 +67,9 @@ def test_bf16_on_one_cpu_process_keeps_bf16_weight_copies_for_linear_models() ->
     (CPU, 1, {"bf16_weights": True}, "bf16_weights keeps bf16 copies for bf16 autocast; add --precision bf16"),
     (CPU, 2, {"bf16_weights": True, "precision": "bf16"}, "bf16_weights does not run under torchrun"),
     (CPU, 1, {"bf16_weights": True, "precision": "bf16", "compile": True}, "bf16_weights and --compile do not combine"),
+    (CUDA, 1, {"capture_step": True, "precision": "fp16"}, "capture_step does not combine with --precision fp16"),
+    (CPU, 1, {"bf16_weights": True, "precision": "fp16"}, "bf16_weights keeps bf16 copies for bf16 autocast"),
+    (torch.device("mps"), 1, {"precision": "fp16"}, "--precision fp16 .* runs on CUDA or the CPU; this run is on mps"),
 ])
 def test_impossible_combinations_are_refused(device: torch.device, world_size: int, settings: dict, message: str) -> None:
     with pytest.raises(GanforgeError, match=message):

@@ -56,7 +56,8 @@ def test_default_length_is_twenty_epochs(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("extra", [{}, {"ema": 0.95, "ema_start": 20, "n_critic": 2, "loss": "wasserstein", "gradient_penalty": 10.0},
-                                   {"precision": "bf16"}])  # bf16 on the CPU: the step's bf16 weight copies follow the resumed masters
+                                   {"precision": "bf16"},  # bf16 on the CPU: the step's bf16 weight copies follow the resumed masters
+                                   {"precision": "fp16", "loss": "wasserstein", "gradient_penalty": 10.0}])  # with loss scales
 def test_resuming_continues_exactly(tmp_path: Path, extra: dict) -> None:
     # 2N steps straight through, against N steps and a resume to 2N: the same weights and optimiser
     # states, bit for bit, because the data order, the noise and every RNG state are restored.
@@ -68,7 +69,7 @@ def test_resuming_continues_exactly(tmp_path: Path, extra: dict) -> None:
     assert resumed.step == 2 * n
     a = RunDir(straight.run_dir).load_checkpoint("last")
     b = RunDir(resumed.run_dir).load_checkpoint("last")
-    for key in ("generator", "discriminator", "opt_g", "opt_d", "ema", "rng", "batch_cursor"):
+    for key in ("generator", "discriminator", "opt_g", "opt_d", "ema", "rng", "batch_cursor", "scaler_g", "scaler_d"):
         assert (key in a) == (key in b)
         if key in a:
             assert_states_equal(a[key], b[key], key)
@@ -122,6 +123,44 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> 
     run = RunDir(tmp_path / "run")
     assert run.load_checkpoint("last")["step"] == 10
     assert [r["step"] for r in run.read_metrics()] == [5, 10]
+
+
+def test_an_fp16_update_whose_gradients_overflow_is_skipped_and_the_loss_scale_halved(tmp_path: Path) -> None:
+    # D's loss on its third call is finite in fp32 but its gradients overflow fp16: without loss scaling
+    # that update would write inf into D's weights.
+    calls = {"n": 0}
+
+    def d_loss(real, fake):
+        calls["n"] += 1
+        return bce_d_loss(real, fake) * (1e30 if calls["n"] == 3 else 1.0)
+
+    plugin = types.ModuleType("overflowing")
+    plugin.ganforge_register_losses = hookimpl(  # type: ignore[attr-defined]
+        lambda register: register(AdversarialLoss("overflowing", "overflows fp16 once", d_loss, nonsaturating_g_loss)))
+    pm = make_plugin_manager()
+    pm.register(plugin, name="overflowing")
+    train(config(tmp_path, steps=4, precision="fp16", loss="overflowing", checkpoint_every=1), load_catalog(pm))
+    run = RunDir(tmp_path / "run")
+    before, skipped, after = (run.load_checkpoint(step) for step in (2, 3, 4))
+    assert_states_equal(before["discriminator"], skipped["discriminator"], "discriminator")
+    assert_states_equal(before["opt_d"], skipped["opt_d"], "opt_d")  # Adam's step count does not advance either
+    assert skipped["scaler_d"]["scale"] == before["scaler_d"]["scale"] / 2
+    assert skipped["scaler_g"]["scale"] == before["scaler_g"]["scale"]
+    assert not torch.equal(before["generator"]["net.0.weight"], skipped["generator"]["net.0.weight"])
+    assert all(torch.isfinite(w).all() for w in after["discriminator"].values())
+    assert not torch.equal(skipped["discriminator"]["net.0.weight"], after["discriminator"]["net.0.weight"])
+
+
+def test_under_fp16_the_gradient_penalty_runs_in_fp32(tmp_path: Path) -> None:
+    # Its input gradients come before any loss scaling, where fp16 would flush the small ones to zero.
+    from ganforge.trainer import Trainer
+
+    trainer = Trainer(config(tmp_path, steps=1, precision="fp16", loss="wasserstein", gradient_penalty=10.0))
+    seen = []
+    trainer.discriminator.net[0].register_forward_hook(lambda layer, inputs, out: seen.append(out.dtype))
+    trainer.fit()
+    # D's forwards in the step: on real and fake together, in the penalty, and in G's update.
+    assert seen == [torch.float16, torch.float32, torch.float16]
 
 
 class Recorder:
