@@ -11,6 +11,8 @@ models built of Linear layers keep bf16 copies of their weights (bf16_weights.py
 from __future__ import annotations
 
 import platform
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from dataclasses import dataclass
 
 import torch
@@ -34,16 +36,33 @@ def cpu_fp16_native() -> bool:
     return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
 
 
-def cpu_description() -> str:
-    """This CPU as CPU speed figures depend on it: its model, the instruction set of PyTorch's kernels, bf16."""
+def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """This CPU as CPU speed figures depend on it: its model, the instruction set of PyTorch's kernels, bf16.
+
+    A virtual machine may name its CPU only "AMD EPYC"; the family and model numbers from /proc/cpuinfo
+    still tell its generation (AMD family 25: model 1 is a Zen 3 Milan, model 17 a Zen 4 Genoa).
+    """
     model = platform.processor() or platform.machine()
     try:
-        with open("/proc/cpuinfo") as info:
-            model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), model)
+        with open(cpuinfo) as info:
+            fields = dict(_cpuinfo_fields(info))
     except OSError:
-        pass
+        fields = {}
+    model = fields.get("model name", model)
+    if "cpu family" in fields and "model" in fields:
+        model += f" (family {fields['cpu family']}, model {fields['model']})"
     bf16 = "native" if cpu_bf16_native() else "emulated"
     return f"{model}, {torch.backends.cpu.get_cpu_capability()} kernels, bf16 products {bf16}"
+
+
+def _cpuinfo_fields(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """The ``key: value`` fields of the first processor in /proc/cpuinfo."""
+    for line in lines:
+        if not line.strip():
+            return
+        key, sep, value = line.partition(":")
+        if sep:
+            yield key.strip(), value.strip()
 
 
 @dataclass(frozen=True)

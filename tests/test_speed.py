@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import platform
+
 import pytest
 import torch
 
 from ganforge import GanforgeError, TrainConfig
-from ganforge.speed import Speed, resolve_speed
+from ganforge.speed import Speed, cpu_description, resolve_speed
 
 CUDA, CPU = torch.device("cuda"), torch.device("cpu")
 
@@ -80,3 +82,15 @@ def test_bf16_weights_for_a_model_with_other_layers_is_refused() -> None:
     with pytest.raises(GanforgeError, match="every weight is in an nn.Linear and that hold no buffers; in variant 'mlp' "
                                             "the generator has Conv2d weights; drop --set bf16_weights=true"):
         speed(CPU, precision="bf16", bf16_weights=True, not_copyable="the generator has Conv2d weights")
+
+
+def test_the_cpu_description_names_the_family_and_model_of_a_cpu_a_virtual_machine_calls_only_amd_epyc(tmp_path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+                       "model name\t: AMD EPYC\nflags\t\t: fpu avx512f\n\n"
+                       "processor\t: 1\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: Other\n")
+    description = cpu_description(cpuinfo)
+    assert description.startswith("AMD EPYC (family 25, model 17), ")
+    assert description.endswith(f"{torch.backends.cpu.get_cpu_capability()} kernels, bf16 products "
+                                f"{'native' if torch.ops.mkldnn._is_mkldnn_bf16_supported() else 'emulated'}")
+    assert cpu_description(tmp_path / "absent").split(",")[0] in (platform.processor(), platform.machine())
