@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
