@@ -1,12 +1,14 @@
-"""fp32 ``nn.Linear`` layers on oneDNN's AVX-512 kernels, for x86 CPUs where MKL takes its AVX2 path.
+"""fp32 ``nn.Linear`` layers on oneDNN's AVX-512 kernels, for AMD CPUs with AVX-512, where MKL takes its AVX2 path.
 
 PyTorch sends fp32 CPU matrix products to MKL, and MKL uses its AVX-512 kernels on Intel CPUs only;
 on AMD's Zen 4 and Zen 5 it runs the AVX2 ones at half the machine's fp32 peak. oneDNN, which
 PyTorch also ships, picks kernels by instruction set rather than vendor: on a 2-core Zen 5, a
 forward and backward of the MLP's larger layers runs at 330-340 GFLOP/s where MKL reaches 160-180
 (``benchmarks/gemm.py``). On a CPU without AVX-512 both libraries run AVX2 code and oneDNN does not
-pay (a 2-core Zen 3: the mlp's step 0.95x as fast), so :func:`onednn_linear_pays` holds it to
-AVX-512 CPUs by default. The results are fp32 products, not reduced-precision ones.
+pay (a 2-core Zen 3: the mlp's step 0.95x as fast); on an Intel CPU with AVX-512, where MKL runs
+its own AVX-512 kernels, oneDNN's are slower (a 2-core Xeon, family 6 model 167: 0.86-0.95x on the
+larger layers, the mlp's step 0.80x as fast). So :func:`onednn_linear_pays` holds it to AMD CPUs
+with AVX-512 by default. The results are fp32 products, not reduced-precision ones.
 
 :func:`use_onednn_linears` points the forward of every large ``nn.Linear`` in a model (exactly that
 class: a subclass may have a forward of its own) at :class:`OneDNNLinear`,
@@ -19,11 +21,14 @@ from __future__ import annotations
 
 import platform
 import types
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .cpuinfo import CPUINFO, cpu_vendor
 
 
 def onednn_linear_available() -> bool:
@@ -35,9 +40,14 @@ def onednn_linear_available() -> bool:
     )
 
 
-def onednn_linear_pays() -> bool:
-    """Where oneDNN is available, whether its fp32 products beat MKL's on this CPU: where PyTorch's kernels run AVX-512."""
-    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+def onednn_linear_pays(capability: str | None = None, cpuinfo: Path = CPUINFO) -> bool:
+    """Where oneDNN is available, whether its fp32 products beat MKL's on this CPU: an AMD CPU with AVX-512.
+
+    ``capability`` is the instruction set of PyTorch's kernels, ``torch.backends.cpu.get_cpu_capability()``
+    where None.
+    """
+    capability = torch.backends.cpu.get_cpu_capability() if capability is None else capability
+    return capability.startswith("AVX512") and cpu_vendor(cpuinfo) == "AuthenticAMD"
 
 
 def _product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

@@ -4,20 +4,20 @@ Kept apart from the trainer so the defaults for a CUDA machine can be checked on
 The CUDA defaults follow the figures in docs/performance.md (an H200): these models are small enough
 that a GPU step is bound by launching kernels, so replaying the whole step as one CUDA graph pays
 most, and torch.compile, whose per-call overhead outweighs its fused kernels here, is off. On the
-CPU, fp32 linear layers run on oneDNN where the CPU has AVX-512 (onednn_linear.py), and bf16 runs of
-models built of Linear layers keep bf16 copies of their weights (bf16_weights.py).
+CPU, fp32 linear layers run on oneDNN where MKL would take its AVX2 path on an AVX-512 CPU
+(onednn_linear.py), and bf16 runs of models built of Linear layers keep bf16 copies of their weights (bf16_weights.py).
 """
 
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .config import TrainConfig
+from .cpuinfo import CPUINFO, cpu_fields
 from .errors import GanforgeError
 from .onednn_linear import onednn_linear_available, onednn_linear_pays
 
@@ -36,33 +36,18 @@ def cpu_fp16_native() -> bool:
     return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
 
 
-def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+def cpu_description(cpuinfo: Path = CPUINFO) -> str:
     """This CPU as CPU speed figures depend on it: its model, the instruction set of PyTorch's kernels, bf16.
 
     A virtual machine may name its CPU only "AMD EPYC"; the family and model numbers from /proc/cpuinfo
-    still tell its generation (AMD family 25: model 1 is a Zen 3 Milan, model 17 a Zen 4 Genoa).
+    still tell its generation (AMD family 25: model 1 is a Zen 3 Milan, model 17 a Zen 4 Genoa; family 26 model 2 is a Zen 5).
     """
-    model = platform.processor() or platform.machine()
-    try:
-        with open(cpuinfo) as info:
-            fields = dict(_cpuinfo_fields(info))
-    except OSError:
-        fields = {}
-    model = fields.get("model name", model)
+    fields = cpu_fields(cpuinfo)
+    model = fields.get("model name", platform.processor() or platform.machine())
     if "cpu family" in fields and "model" in fields:
         model += f" (family {fields['cpu family']}, model {fields['model']})"
     bf16 = "native" if cpu_bf16_native() else "emulated"
     return f"{model}, {torch.backends.cpu.get_cpu_capability()} kernels, bf16 products {bf16}"
-
-
-def _cpuinfo_fields(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
-    """The ``key: value`` fields of the first processor in /proc/cpuinfo."""
-    for line in lines:
-        if not line.strip():
-            return
-        key, sep, value = line.partition(":")
-        if sep:
-            yield key.strip(), value.strip()
 
 
 @dataclass(frozen=True)

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import platform
+from pathlib import Path
 
 import pytest
 import torch
 
 from ganforge import GanforgeError, TrainConfig
+from ganforge.cpuinfo import cpu_vendor
+from ganforge.onednn_linear import onednn_linear_pays
 from ganforge.speed import Speed, cpu_description, resolve_speed
 
 CUDA, CPU = torch.device("cuda"), torch.device("cpu")
 
 
-def speed(device: torch.device, world_size: int = 1, *, bf16: bool = True, onednn: bool = True, avx512: bool = True,
+def speed(device: torch.device, world_size: int = 1, *, bf16: bool = True, onednn: bool = True, onednn_pays: bool = True,
           not_copyable: str | None = None, **settings) -> Speed:
     return resolve_speed(TrainConfig(variant="mlp", **settings), device, world_size, not_copyable=not_copyable,
-                         bf16_supported=bf16, onednn_available=onednn, onednn_pays=avx512)
+                         bf16_supported=bf16, onednn_available=onednn, onednn_pays=onednn_pays)
 
 
 def test_one_cuda_process_defaults_to_bf16_and_a_captured_step_without_compile() -> None:
@@ -37,8 +40,8 @@ def test_cpu_defaults_to_fp32_and_onednn_linear_where_it_pays() -> None:
     assert speed(CPU) == Speed(precision="fp32", compile=False, cuda_graphs=False, capture_step=False, onednn_linear=True,
                                bf16_weights=False)
     assert not speed(CPU, onednn=False).onednn_linear
-    assert not speed(CPU, avx512=False).onednn_linear  # AVX2 only: MKL and oneDNN run alike
-    assert speed(CPU, avx512=False, onednn_linear=True).onednn_linear  # still there when asked for
+    assert not speed(CPU, onednn_pays=False).onednn_linear  # AVX2 only, or an Intel CPU: MKL is as fast or faster
+    assert speed(CPU, onednn_pays=False, onednn_linear=True).onednn_linear  # still there when asked for
     assert not speed(CPU, compile=True).onednn_linear
     assert not speed(CPU, compile=True, cuda_graphs=True).cuda_graphs  # CUDA graphs need CUDA
 
@@ -94,3 +97,17 @@ def test_the_cpu_description_names_the_family_and_model_of_a_cpu_a_virtual_machi
     assert description.endswith(f"{torch.backends.cpu.get_cpu_capability()} kernels, bf16 products "
                                 f"{'native' if torch.ops.mkldnn._is_mkldnn_bf16_supported() else 'emulated'}")
     assert cpu_description(tmp_path / "absent").split(",")[0] in (platform.processor(), platform.machine())
+
+
+@pytest.mark.parametrize(("vendor", "capability", "pays"), [
+    ("AuthenticAMD", "AVX512", True),  # Zen 4 and Zen 5: MKL takes its AVX2 path, oneDNN its AVX-512 one
+    ("AuthenticAMD", "AVX2", False),  # Zen 3: both run AVX2 code
+    ("GenuineIntel", "AVX512", False),  # MKL runs its own AVX-512 kernels, faster than oneDNN's
+    ("GenuineIntel", "AVX2", False),
+])
+def test_onednn_linear_is_on_by_default_only_where_mkl_would_leave_avx512_unused(
+        tmp_path: Path, vendor: str, capability: str, pays: bool) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: 6\n\nprocessor\t: 1\nvendor_id\t: Other\n")
+    assert onednn_linear_pays(capability, cpuinfo) is pays
+    assert cpu_vendor(cpuinfo) == vendor
