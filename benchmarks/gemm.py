@@ -4,7 +4,8 @@ Why ``ganforge.onednn_linear`` exists, and where it is on by default: on AMD CPU
 Zen 5), where MKL takes its AVX2 path, oneDNN's AVX-512 kernels multiply the same fp32 matrices about
 twice as fast; on a CPU with AVX2 only, both run AVX2 code. Each row times the three
 products of one layer at batch 64 (forward, input gradient, weight gradient), both ways, in the
-same run; bf16 through ``F.linear`` is shown for scale.
+same run; bf16 and fp16 through ``F.linear`` are shown for scale (each runs in hardware only where
+the benchmark's first line, or ``ganforge.speed.cpu_fp16_native`` for fp16, says so).
 
     python benchmarks/gemm.py
 """
@@ -58,18 +59,21 @@ def main() -> None:
         raise SystemExit("this CPU or PyTorch build has no oneDNN linear kernels; nothing to compare")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_description()}, batch {args.batch}, "
           "forward + backward per layer")
-    print(f"{'layer':>11} {'F.linear fp32':>14} {'oneDNN fp32':>12} {'ratio':>6} {'F.linear bf16':>14}   (GFLOP/s)")
+    print(f"{'layer':>11} {'F.linear fp32':>14} {'oneDNN fp32':>12} {'ratio':>6} {'F.linear bf16':>14} "
+          f"{'F.linear fp16':>14}   (GFLOP/s)")
     for fan_in, fan_out in MLP_LAYERS:
         flops = 3 * 2 * args.batch * fan_in * fan_out
         rates = []
-        for linear, dtype in ((F.linear, torch.float32), (OneDNNLinear.apply, torch.float32), (F.linear, torch.bfloat16)):
+        for linear, dtype in ((F.linear, torch.float32), (OneDNNLinear.apply, torch.float32), (F.linear, torch.bfloat16),
+                              (F.linear, torch.float16)):
             g = torch.Generator().manual_seed(0)
             x = torch.randn(args.batch, fan_in, generator=g).to(dtype).requires_grad_(True)
             weight = torch.randn(fan_out, fan_in, generator=g).to(dtype).requires_grad_(True)
             bias = torch.randn(fan_out, generator=g).to(dtype).requires_grad_(True)
             grad = torch.randn(args.batch, fan_out, generator=g).to(dtype)
             rates.append(flops / seconds(layer_step(linear, x, weight, bias, grad), args.repeats) / 1e9)
-        print(f"{fan_in:>5}x{fan_out:<5} {rates[0]:14.0f} {rates[1]:12.0f} {rates[1] / rates[0]:5.2f}x {rates[2]:14.0f}")
+        print(f"{fan_in:>5}x{fan_out:<5} {rates[0]:14.0f} {rates[1]:12.0f} {rates[1] / rates[0]:5.2f}x {rates[2]:14.0f} "
+              f"{rates[3]:14.0f}")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def cpu_fp16_native() -> bool:
 
 
 def cpu_description(cpuinfo: Path = CPUINFO) -> str:
-    """This CPU as CPU speed figures depend on it: its model, the instruction set of PyTorch's kernels, bf16.
+    """This CPU as CPU speed figures depend on it: its model, the instruction set of PyTorch's kernels, bf16 and fp16.
 
     A virtual machine may name its CPU only "AMD EPYC"; the family and model numbers from /proc/cpuinfo
     still tell its generation (AMD family 25: model 1 is a Zen 3 Milan, model 17 a Zen 4 Genoa; family 26 model 2 is a Zen 5).
@@ -47,7 +47,8 @@ def cpu_description(cpuinfo: Path = CPUINFO) -> str:
     if "cpu family" in fields and "model" in fields:
         model += f" (family {fields['cpu family']}, model {fields['model']})"
     bf16 = "native" if cpu_bf16_native() else "emulated"
-    return f"{model}, {torch.backends.cpu.get_cpu_capability()} kernels, bf16 products {bf16}"
+    fp16 = "native" if cpu_fp16_native() else "emulated"
+    return f"{model}, {torch.backends.cpu.get_cpu_capability()} kernels, bf16 products {bf16}, fp16 products {fp16}"
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,8 @@ def test_the_cpu_description_names_the_family_and_model_of_a_cpu_a_virtual_machi
     description = cpu_description(cpuinfo)
     assert description.startswith("AMD EPYC (family 25, model 17), ")
     assert description.endswith(f"{torch.backends.cpu.get_cpu_capability()} kernels, bf16 products "
-                                f"{'native' if torch.ops.mkldnn._is_mkldnn_bf16_supported() else 'emulated'}")
+                                f"{'native' if torch.ops.mkldnn._is_mkldnn_bf16_supported() else 'emulated'}, "
+                                f"fp16 products {'native' if torch.ops.mkldnn._is_mkldnn_fp16_supported() else 'emulated'}")
     assert cpu_description(tmp_path / "absent").split(",")[0] in (platform.processor(), platform.machine())
 
 
