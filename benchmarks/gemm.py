@@ -5,7 +5,7 @@ Zen 5), where MKL takes its AVX2 path, oneDNN's AVX-512 kernels multiply the sam
 twice as fast; on a CPU with AVX2 only, both run AVX2 code. Each row times the three
 products of one layer at batch 64 (forward, input gradient, weight gradient), both ways, in the
 same run; bf16 and fp16 through ``F.linear`` are shown for scale (each runs in hardware only where
-the benchmark's first line, or ``ganforge.speed.cpu_fp16_native`` for fp16, says so).
+the first line calls its products native).
 
     python benchmarks/gemm.py
 """

@@ -30,6 +30,7 @@ def cpu_vendor(cpuinfo: Path = CPUINFO) -> str:
 
 
 def _first_processor(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """The ``key: value`` fields up to the blank line that ends the first processor's block."""
     for line in lines:
         if not line.strip():
             return

@@ -5,7 +5,8 @@ The CUDA defaults follow the figures in docs/performance.md (an H200): these mod
 that a GPU step is bound by launching kernels, so replaying the whole step as one CUDA graph pays
 most, and torch.compile, whose per-call overhead outweighs its fused kernels here, is off. On the
 CPU, fp32 linear layers run on oneDNN where MKL would take its AVX2 path on an AVX-512 CPU
-(onednn_linear.py), and bf16 runs of models built of Linear layers keep bf16 copies of their weights (bf16_weights.py).
+(onednn_linear.py), and bf16 runs of models built of Linear layers keep bf16 copies of their
+weights (bf16_weights.py).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def cpu_description(cpuinfo: Path = CPUINFO) -> str:
     """This CPU as CPU speed figures depend on it: its model, the instruction set of PyTorch's kernels, bf16 and fp16.
 
     A virtual machine may name its CPU only "AMD EPYC"; the family and model numbers from /proc/cpuinfo
-    still tell its generation (AMD family 25: model 1 is a Zen 3 Milan, model 17 a Zen 4 Genoa; family 26 model 2 is a Zen 5).
+    still tell its generation (AMD family 25: model 1 is a Zen 3 Milan, model 17 a Zen 4 Genoa;
+    family 26, model 2 is a Zen 5).
     """
     fields = cpu_fields(cpuinfo)
     model = fields.get("model name", platform.processor() or platform.machine())
