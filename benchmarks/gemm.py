@@ -1,6 +1,6 @@
 """fp32 matrix-product rate of PyTorch's default CPU path against oneDNN, on the MLP GAN's layer shapes.
 
-Why ``ganforge.onednn_linear`` exists, and where it is on by default: on AMD CPUs with AVX-512 (Zen 4,
+Why ``ganforge.accel.onednn_linear`` exists, and where it is on by default: on AMD CPUs with AVX-512 (Zen 4,
 Zen 5), where MKL takes its AVX2 path, oneDNN's AVX-512 kernels multiply the same fp32 matrices about
 twice as fast; on a CPU with AVX2 only, both run AVX2 code. Each row times the three
 products of one layer at batch 64 (forward, input gradient, weight gradient), both ways, in the
@@ -19,8 +19,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ganforge.onednn_linear import OneDNNLinear, onednn_linear_available
-from ganforge.speed import cpu_description
+from ganforge.accel.onednn_linear import OneDNNLinear, onednn_linear_available
+from ganforge.accel.speed import cpu_description
 
 # (fan_in, fan_out) of every linear layer of the mlp variant: G 100-256-512-1024-784, D 784-512-256-1.
 MLP_LAYERS = [(100, 256), (256, 512), (512, 1024), (1024, 784), (784, 512), (512, 256)]

@@ -30,8 +30,9 @@ from reference import seed_loop, write_for_torchvision  # noqa: E402
 
 from ganforge import TrainConfig, load_catalog, load_run, train  # noqa: E402
 from ganforge.config import DataConfig  # noqa: E402
-from ganforge.metrics.evaluate import Evaluation, generate, score  # noqa: E402
-from ganforge.trainer import build_models  # noqa: E402
+from ganforge.metrics.evaluate import Evaluation, embed_images, score  # noqa: E402
+from ganforge.sampling import generate_chunks  # noqa: E402
+from ganforge.variant import build_models  # noqa: E402
 from ganforge.variant import DataShape  # noqa: E402
 
 SAMPLES = 5000
@@ -66,9 +67,10 @@ def reference_figures(data_name: str, data, steps: int, evaluation: Evaluation, 
     start = time.perf_counter()
     seed_loop(generator, discriminator, generator.latent_dim, root, steps, dataset_class=cls)
     wall = time.perf_counter() - start
-    images, _ = generate(generator, SAMPLES)
+    images = torch.cat([chunk for chunk, _ in generate_chunks(generator, SAMPLES)])
     # The seed trains on ToTensor's [0, 1] images, so its samples mean [0, 1]; map them to [-1, 1].
-    return wall, score(images * 2 - 1, None, evaluation.reference, evaluation.evaluator, evaluation.metrics)
+    samples = embed_images(evaluation.evaluator, images * 2 - 1)
+    return wall, score(samples, evaluation.reference, evaluation.evaluator, evaluation.metrics)
 
 
 def main() -> None:

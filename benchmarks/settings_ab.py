@@ -26,8 +26,8 @@ import torch
 from ganforge import GanforgeError, TrainConfig, load_catalog
 from ganforge.config import apply_sets
 from ganforge.nn import trusted_labels
-from ganforge.speed import cpu_description
-from ganforge.trainer import Trainer
+from ganforge.accel.speed import cpu_description
+from ganforge.training import Trainer
 
 
 def _trainer(args: argparse.Namespace, side: str, sets: list[str], out: Path) -> Trainer:

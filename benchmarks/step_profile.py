@@ -32,8 +32,8 @@ from torch.profiler import ProfilerActivity, profile
 
 from ganforge import TrainConfig
 from ganforge.nn import trusted_labels
-from ganforge.speed import cpu_description
-from ganforge.trainer import Trainer
+from ganforge.accel.speed import cpu_description
+from ganforge.training import Trainer
 
 
 def _trainer(args: argparse.Namespace, precision: str, tmp: str) -> Trainer:
@@ -56,11 +56,13 @@ def _timed(name: str, fn: Callable[..., Any], spent: dict[str, float]) -> Callab
 def phases(trainer: Trainer, steps: int) -> dict[str, float]:
     """Median seconds per step of each phase of ``train_step``, over ``steps`` steps."""
     spent: dict[str, float] = defaultdict(float)
-    trainer.g_run = _timed("G forward", trainer.g_run, spent)
-    trainer.d_run = _timed("D forward (D update)", trainer.d_run, spent)
-    trainer.d_plain = _timed("D forward (G update)", trainer.d_plain, spent)
-    trainer.opt_d.step = _timed("Adam step, D", trainer.opt_d.step, spent)  # type: ignore[method-assign]
-    trainer.opt_g.step = _timed("Adam step, G", trainer.opt_g.step, spent)  # type: ignore[method-assign]
+    # The accelerator is the seam through which the step runs every forward and update: time it there.
+    accel = trainer.accel
+    accel.g = _timed("G forward", accel.g, spent)
+    accel.d = _timed("D forward (D update)", accel.d, spent)
+    accel.d_frozen = _timed("D forward (G update)", accel.d_frozen, spent)
+    accel.opt_d.step = _timed("Adam step, D", accel.opt_d.step, spent)  # type: ignore[method-assign]
+    accel.opt_g.step = _timed("Adam step, G", accel.opt_g.step, spent)  # type: ignore[method-assign]
     if trainer.ema is not None:
         trainer.ema.update = _timed("EMA update", trainer.ema.update, spent)  # type: ignore[method-assign]
     per_step: dict[str, list[float]] = defaultdict(list)

@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference import seed_loop, write_mnist5k_for_torchvision  # noqa: E402
 
 from ganforge import TrainConfig, load_catalog  # noqa: E402
-from ganforge.speed import cpu_description  # noqa: E402
-from ganforge.trainer import Trainer, build_models  # noqa: E402
-from ganforge.variant import DataShape  # noqa: E402
+from ganforge.accel.speed import cpu_description  # noqa: E402
+from ganforge.training import Trainer  # noqa: E402
+from ganforge.variant import DataShape, build_models  # noqa: E402
 
 
 def ganforge_rate(variant: str, batch: int, steps: int, precision: str, workdir: Path, compile_: bool,

@@ -1,5 +1,5 @@
 """``python -m ganforge``: the CLI (also what torchrun runs: ``torchrun -m ganforge train ...``)."""
 
-from .cli import main
+from .entry import run
 
-raise SystemExit(main())
+run()

@@ -12,10 +12,10 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
+from .config import validation_message
 from .errors import GanforgeError
 
 EXIT_BAD_INPUT = 2
-EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 
 
@@ -30,15 +30,6 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *rows]]
     return "\n".join(lines)
-
-
-def _validation_message(exc: ValidationError, prefix: str = "") -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
-        got = f" (got {err['input']!r})" if err["type"] != "missing" and not isinstance(err["input"], dict) else ""
-        parts.append(f"{where}: {err['msg']}{got}")
-    return "bad config: " + "; ".join(parts)
 
 
 # ----------------------------------------------------------------------------- listing commands
@@ -121,19 +112,15 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise GanforgeError(f"--config {path}: not valid TOML ({exc})") from None
 
 
-def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
-    from .catalog import load_catalog
+def _settings_from_flags(args: argparse.Namespace, model_fields: Any) -> dict[str, Any]:
+    """What the flags, ``--set`` and ``--config`` ask for (and nothing else), shaped as a TrainConfig dict."""
     from .config import apply_sets
 
     settings: dict[str, Any] = _read_toml(args.config) if args.config else {}
-    variant = args.variant or settings.get("variant")
-    if not variant:
-        raise GanforgeError("name a variant (`ganforge train mlp`) or continue a run with --resume RUN_DIR")
-    spec = load_catalog().variants.get(variant)
-    settings["variant"] = spec.name
-    data = settings.setdefault("data", {})
-    if not isinstance(data, dict):
-        raise GanforgeError("--config: [data] must be a table")
+    for table in ("data", "model"):
+        if not isinstance(settings.setdefault(table, {}), dict):
+            raise GanforgeError(f"--config {args.config}: [{table}] must be a table")
+    data = settings["data"]
     for flag, key in (("data", "name"), ("data_dir", "data_dir"), ("image_size", "image_size")):
         if getattr(args, flag) is not None:
             data[key] = getattr(args, flag)
@@ -144,18 +131,35 @@ def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
         settings["compile"] = args.compile
     if args.loggers:
         settings["loggers"] = args.loggers
-    apply_sets(settings, args.set, spec.config.model_fields)
+    apply_sets(settings, args.set, model_fields)
+    return {key: value for key, value in settings.items() if value != {} or key not in ("data", "model")}
+
+
+def _new_run_config(args: argparse.Namespace) -> Any:
+    """The TrainConfig of a new run from the command line, validated strictly (a bad value is one line)."""
+    from .catalog import load_catalog
+    from .config import TrainConfig, validate_settings, validation_message
+
+    catalog = load_catalog()
+    toml_variant = _read_toml(args.config).get("variant") if args.config else None
+    variant = args.variant or toml_variant
+    if not variant:
+        raise GanforgeError("name a variant (`ganforge train mlp`) or continue a run with --resume RUN_DIR")
+    if not isinstance(variant, str):
+        raise GanforgeError(f"--config {args.config}: variant must be a name (a string), got {variant!r}")
+    spec = catalog.variants.get(variant)
+    settings = _settings_from_flags(args, spec.config.model_fields)
+    settings["variant"] = spec.name
+    spec.make_config(settings.get("model"), catalog.origin("variants", spec.name))
     try:
-        spec.make_config(settings.get("model"))
+        return validate_settings(TrainConfig, settings)
     except ValidationError as exc:
-        raise GanforgeError(_validation_message(exc, "model")) from None
-    return settings
+        raise GanforgeError(validation_message(exc)) from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .config import TrainConfig
-    from .distributed import close_distributed
-    from .trainer import TrainingDiverged, resume, train
+    from .accel.distributed import close_distributed
+    from .training import resume, train
 
     try:
         if args.resume:
@@ -164,17 +168,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             if args.resume_if_exists:
                 raise GanforgeError("--resume and --resume-if-exists do not combine: `--resume RUN_DIR` continues a run, "
                                     "`VARIANT --out RUN_DIR --resume-if-exists` starts one or continues it")
-            result = resume(args.resume, steps=args.steps, device=args.device)
+            result = resume(args.resume, settings=_resume_settings(args))
         else:
-            settings = _train_settings(args)
-            try:
-                config = TrainConfig.model_validate(settings)
-            except ValidationError as exc:
-                raise GanforgeError(_validation_message(exc)) from None
-            result = train(config, resume_if_exists=args.resume_if_exists)
-    except TrainingDiverged as exc:
-        print(f"ganforge: training diverged: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+            result = train(_new_run_config(args), resume_if_exists=args.resume_if_exists)
     finally:
         close_distributed()
     if result.status == "interrupted":
@@ -187,51 +183,64 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resume_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings a ``--resume`` command line asks to change, read against the run's own variant."""
+    from .catalog import load_catalog
+    from .runs import RunDir
+
+    saved = RunDir(args.resume).read_config()
+    spec = load_catalog().variants.get(saved["variant"])
+    return _settings_from_flags(args, spec.config.model_fields)
+
+
 # ----------------------------------------------------------------------------- sample
-def _write_raw(path: Path, images: Any, labels: Any) -> None:
-    """Images as uint8 (N, C, H, W) and labels, in .npz (numpy) or .pt (torch) for external evaluators."""
-    import torch
-
-    pixels = images.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu()
-    if path.suffix.lower() == ".npz":
-        import numpy as np
-
-        arrays = {"images": pixels.numpy()}
-        if labels is not None:
-            arrays["labels"] = labels.cpu().numpy()
-        np.savez_compressed(path, **arrays)
-    else:
-        torch.save({"images": pixels, "labels": None if labels is None else labels.cpu()}, path)
+GRID_LIMIT = 10_000
+"""Images in one PNG grid at most: beyond that, write raw samples (.npz) instead."""
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    import torch
-    from torchvision.utils import save_image
+    import math
 
-    from .sampling import load_run
+    import torch
+
+    from .outputs import check_output, make_parent, write_samples
+    from .resources import require_memory
+    from .runs import write_grid
+    from .sampling import generate_chunks, load_run
 
     if args.n < 1:
         raise GanforgeError(f"--n {args.n}: must be at least 1")
     kind = args.out.suffix.lower()
-    if kind not in (".png", ".npz", ".pt"):
-        raise GanforgeError(f"--out {args.out}: write a .png grid, or raw samples as .npz or .pt")
+    check_output(args.out, (".png", ".npz", ".pt"), args.force)
+    if kind == ".png" and args.n > GRID_LIMIT:
+        raise GanforgeError(f"--n {args.n}: a PNG grid holds at most {GRID_LIMIT} images; write raw samples with --out FILE.npz")
     loaded = load_run(args.run_dir, args.checkpoint, device=args.device)
-    classes = loaded.generator.num_classes
+    generator = loaded.generator
+    classes = generator.num_classes
     n, per_row, labels = args.n, max(1, round(args.n ** 0.5)), None
     if args.class_ is not None:
-        if classes is not None and not 0 <= args.class_ < classes:
+        if classes is None:
+            raise GanforgeError(f"variant {loaded.spec.name!r} is unconditional; it takes no --class")
+        if not 0 <= args.class_ < classes:
             raise GanforgeError(f"--class {args.class_}: this run has classes 0 to {classes - 1}")
         labels = torch.full((n,), args.class_, dtype=torch.long, device=loaded.device)
     elif classes and kind == ".png":
         # One row per class: the count is rounded to a whole number of images per class.
         per_row = max(1, round(args.n / classes))
         n = per_row * classes
-    images, labels = loaded.sample(n, labels=labels, seed=args.seed, truncation=args.truncation)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    pixels = math.prod(generator.image_shape)
     if kind == ".png":
-        save_image(images.float(), args.out, nrow=per_row, normalize=True, value_range=(-1, 1))
+        require_memory(n * pixels * 4 * 2, f"a grid of {n} images", torch.device("cpu"), "ask for fewer with --n")
+    elif kind == ".pt":
+        require_memory(n * pixels, f"{n} samples in one .pt file", torch.device("cpu"),
+                       "write them with --out FILE.npz, which is written as they are generated")
+    make_parent(args.out)
+    chunks = generate_chunks(generator, n, labels=labels, seed=args.seed, truncation=args.truncation)
+    what = f"{n} samples"
+    if kind == ".png":
+        write_grid(args.out, torch.cat([images.float().cpu() for images, _ in chunks]), per_row, what)
     else:
-        _write_raw(args.out, images, labels)
+        write_samples(args.out, n, generator.image_shape, chunks, what)
     print(f"wrote {n} samples from {args.run_dir} (step {loaded.step}) to {args.out}")
     return 0
 
@@ -239,6 +248,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
+    if args.out is not None:
+        from .outputs import check_output, make_parent
+
+        check_output(args.out, (".png",), args.force)
+        make_parent(args.out)
     png, page = write_report(args.run_dir, args.out)
     print(f"wrote {png} and {page}")
     return 0
@@ -290,6 +304,19 @@ def _class_table(records: list[dict[str, Any]]) -> str:
 TRUNCATION_HELP = "redraw latent entries beyond +-T (truncation trick): more typical images, less variety"
 
 
+def _seed(text: str) -> int:
+    """An argparse type: a seed in [0, 2^32)."""
+    from .config import SEED_LIMIT
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: give a whole number") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"seed {value} is outside [0, {SEED_LIMIT - 1}]")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -328,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ema", type=float, help="keep an EMA of G with this decay, e.g. 0.999")
     p.add_argument("--out", type=Path, help="run directory (default runs/VARIANT-TIMESTAMP)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=_seed, help="seeds the weights, the data order and the noise (0 to 2^32-1)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
                    help="auto (default): bf16 on CUDA GPUs that support it; fp16: autocast with loss scaling, "
                         "for GPUs without bf16 (V100, T4)")
@@ -349,14 +376,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a .png grid (default samples.png), or raw uint8 images and labels as .npz or .pt")
     p.add_argument("--checkpoint", default="last", help="last, best or a step number")
     p.add_argument("--class", dest="class_", type=int, help="draw only this class (conditional variants)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--truncation", type=float, metavar="T", help=TRUNCATION_HELP)
     p.add_argument("--device", default="auto")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("report", help="draw loss and metric curves and sample grids into report.png and report.html")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--out", type=Path, help="PNG path (default RUN_DIR/report.png); the HTML goes beside it")
+    p.add_argument("--force", action="store_true", help="replace --out (and the HTML beside it) if it exists")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("eval", help="score a trained run (FID, KID, precision/recall, modes; "
@@ -364,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--n", type=int, default=5000, help="samples, and reference images (default 5000)")
     p.add_argument("--checkpoint", default="last", help="last, best or a step number")
-    p.add_argument("--seed", type=int, default=0, help="picks the reference images and the (first) samples")
+    p.add_argument("--seed", type=_seed, default=0, help="picks the reference images and the (first) samples")
     p.add_argument("--repeats", type=int, default=1, metavar="K",
                    help="score K sample sets (seeds SEED..SEED+K-1) against one reference: means and their sd")
     p.add_argument("--truncation", type=float, metavar="T", help=TRUNCATION_HELP)
@@ -374,17 +403,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings() -> None:
+    """Show a plugin's warning as one line on stderr, as errors are, without Python's source-line echo."""
+    import warnings
+
+    from .plugins import PluginWarning
+
+    shown = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        if issubclass(category, PluginWarning):
+            print(f"ganforge: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 1 failed run, 2 bad input, 130 interrupted)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        _one_line_warnings()
+        parser = build_parser()
+        args = parser.parse_args(argv)
         return args.func(args)
     except GanforgeError as exc:
         print(f"ganforge: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return exc.exit_status
     except ValidationError as exc:
-        print(f"ganforge: error: {_validation_message(exc)}", file=sys.stderr)
+        print(f"ganforge: error: {validation_message(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)

@@ -5,19 +5,25 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import GanforgeError
+
+SEED_LIMIT = 2**32
+"""Seeds lie in [0, 2^32): every RNG that ganforge seeds takes them, with room for its offsets."""
+
+Beta = Annotated[float, Field(ge=0, lt=1)]
+M = TypeVar("M", bound=BaseModel)
 
 
 class DataConfig(BaseModel):
     """Which data set to train on and how to read it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    name: str = Field("mnist5k", description="registered data set name (see `ganforge data`)")
+    name: str = Field("mnist5k", description="registered data set name (see `ganforge datasets`)")
     data_dir: Path | None = Field(None, description="folder holding the files; default: a per-user cache")
     image_size: int | None = Field(None, ge=4, le=1024, description="resize images to this square size")
     channels: Literal[1, 3] | None = Field(None, description="force grey (1) or colour (3) images")
@@ -27,7 +33,7 @@ class DataConfig(BaseModel):
 class TrainConfig(BaseModel):
     """Everything the shared loop needs besides the variant; ``None`` means "the variant's default"."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     variant: str
     model: dict = Field(default_factory=dict, description="the variant's config (see `ganforge variants --options`)")
@@ -38,15 +44,15 @@ class TrainConfig(BaseModel):
     loss: str | None = Field(None, description="adversarial loss name; default: the variant's")
     lr_g: float | None = Field(None, gt=0)
     lr_d: float | None = Field(None, gt=0)
-    betas: tuple[float, float] | None = None
+    betas: tuple[Beta, Beta] | None = Field(None, description="Adam's (beta1, beta2), each in [0, 1)")
     fake_labels: Literal["uniform", "data"] = Field(
         "uniform", description="conditional variants: draw fake labels uniformly or at the data's class frequencies")
-    n_critic: int = Field(1, ge=1, description="discriminator updates per generator update")
+    n_critic: int = Field(1, ge=1, le=100, description="discriminator updates per generator update")
     gradient_penalty: float = Field(0.0, ge=0, description="weight of the WGAN-GP gradient penalty on D")
     ema: float | None = Field(None, gt=0, lt=1, description="decay of an exponential moving average of G")
     ema_start: int = Field(
         0, ge=0, description="steps before the EMA starts averaging (until then it copies G): early generators average to blur")
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=SEED_LIMIT, description="seeds the weights, the data order and the noise")
     device: str = Field("auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 autocast on CUDA devices that support it, fp32 elsewhere; "
@@ -67,7 +73,8 @@ class TrainConfig(BaseModel):
     sample_every: int = Field(1000, ge=1)
     num_samples: int = Field(64, ge=1, le=1024, description="images in each sample grid")
     eval_every: int | None = Field(None, ge=1, description="score samples every this many steps; keeps best.pt by FID")
-    eval_samples: int = Field(2000, ge=100, description="samples (and reference images) per evaluation during training")
+    eval_samples: int = Field(2000, ge=100, le=100_000,
+                              description="samples (and reference images) per evaluation during training")
     loggers: list[Literal["tensorboard"]] = Field(default_factory=list, description="extra loggers, e.g. tensorboard")
     out: Path | None = Field(None, description="run directory; default runs/VARIANT-TIMESTAMP")
 
@@ -76,6 +83,27 @@ class TrainConfig(BaseModel):
         if self.steps is not None and self.epochs is not None:
             raise ValueError("give steps or epochs, not both")
         return self
+
+
+def validate_settings(model: type[M], values: dict[str, Any]) -> M:
+    """``model`` validated strictly from settings a user wrote (flags, ``--set``, TOML, a run's config.json).
+
+    Through pydantic's strict JSON mode, so that what a JSON or TOML value cannot mean is refused:
+    ``true`` is no number and ``1.5`` no count, where lax validation would read 1 and 1. Infinite
+    and NaN values are refused by the models themselves.
+    """
+    return model.model_validate_json(json.dumps(values, default=str), strict=True)
+
+
+def validation_message(exc: ValidationError, prefix: str = "") -> str:
+    """A pydantic error as one line: each offending field, what is wrong with it and the value given."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+        value = err.get("input")
+        got = f" (got {value!r})" if err["type"] != "missing" and not isinstance(value, (dict, list)) else ""
+        parts.append(f"{where}: {err['msg']}{got}")
+    return "bad config: " + "; ".join(parts)
 
 
 def apply_sets(settings: dict[str, Any], sets: Sequence[str], model_fields: Iterable[str], flag: str = "--set") -> None:

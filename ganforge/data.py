@@ -19,13 +19,13 @@ from .config import DataConfig
 from .errors import GanforgeError
 from .hookspecs import hookimpl
 from .idx import find_idx, read_idx
+from .imagefiles import IMAGE_SUFFIXES, open_image
 
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
 """Fashion-MNIST's class names by label, as torchvision's ``FashionMNIST.classes`` spells them."""
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)
@@ -179,14 +179,9 @@ def load_cifar10(config: DataConfig) -> ImageData:
 
 
 def _read_image(path: Path, size: int, channels: int) -> torch.Tensor:
-    from PIL import Image, UnidentifiedImageError
     from torchvision.transforms.v2.functional import center_crop, pil_to_tensor, resize as tv_resize
 
-    try:
-        with Image.open(path) as image:
-            tensor = pil_to_tensor(image.convert("RGB" if channels == 3 else "L"))
-    except (OSError, UnidentifiedImageError) as exc:
-        raise GanforgeError(f"{path}: not a readable image ({exc})") from None
+    tensor = pil_to_tensor(open_image(path, "RGB" if channels == 3 else "L"))
     tensor = tv_resize(tensor, [size], antialias=True)
     return center_crop(tensor, [size, size])
 

@@ -17,8 +17,10 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     try:
         device = torch.device(name)
-    except RuntimeError:
-        raise GanforgeError(f"--device {name!r} is not a device; use auto, cpu, cuda, cuda:N or mps") from None
+    except (RuntimeError, ValueError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps") or (device.type != "cuda" and device.index not in (None, 0)):
+        raise GanforgeError(f"--device {name!r}: ganforge trains on auto, cpu, cuda, cuda:N or mps")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise GanforgeError(f"--device {name}: CUDA is not available here; use --device cpu")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from .trainer import Trainer
+    from .training.context import TrainContext
 
 hookspec = pluggy.HookspecMarker("ganforge")
 hookimpl = pluggy.HookimplMarker("ganforge")
@@ -40,12 +40,12 @@ def ganforge_register_metrics(register: Callable[..., None]) -> None:
 
 
 @hookspec
-def ganforge_train_start(trainer: Trainer) -> None:
+def ganforge_train_start(context: TrainContext) -> None:
     """Called once before the first step of a run (also of a resumed run), after models are built."""
 
 
 @hookspec
-def ganforge_step_end(trainer: Trainer, step: int, metrics: Mapping[str, Any] | None) -> None:
+def ganforge_step_end(context: TrainContext, step: int, metrics: Mapping[str, Any] | None) -> None:
     """Called after every training step; ``metrics`` holds the logged figures on log steps, else None.
 
     It runs on every step, so an implementation must not read device tensors (a host sync) or do
@@ -54,5 +54,5 @@ def ganforge_step_end(trainer: Trainer, step: int, metrics: Mapping[str, Any] | 
 
 
 @hookspec
-def ganforge_train_end(trainer: Trainer, status: str) -> None:
-    """Called once when a run stops; ``status`` is "completed", "interrupted" or "diverged"."""
+def ganforge_train_end(context: TrainContext, status: str) -> None:
+    """Called once when a run stops; ``status`` is "completed", "interrupted", "diverged" or "failed"."""

@@ -10,18 +10,18 @@ from .errors import GanforgeError
 from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from .trainer import Trainer
+    from .training.context import TrainContext
 
 _writers: dict[int, Any] = {}
 
 
-def _wanted(trainer: Trainer) -> bool:
-    return "tensorboard" in trainer.config.loggers and trainer.dist.is_main
+def _wanted(context: TrainContext) -> bool:
+    return "tensorboard" in context.config.loggers and context.is_main
 
 
 @hookimpl
-def ganforge_train_start(trainer: Trainer) -> None:
-    if not _wanted(trainer):
+def ganforge_train_start(context: TrainContext) -> None:
+    if not _wanted(context):
         return
     try:
         from torch.utils.tensorboard import SummaryWriter
@@ -29,18 +29,18 @@ def ganforge_train_start(trainer: Trainer) -> None:
         raise GanforgeError("--logger tensorboard needs the tensorboard package: pip install 'ganforge[tensorboard]'") from None
     # A resumed run logs again the steps after its checkpoint; the events an interrupted run wrote
     # past that point go, as its metrics.jsonl lines do.
-    _writers[id(trainer)] = SummaryWriter(log_dir=str(trainer.run.path / "tensorboard"), purge_step=trainer.step + 1)
+    _writers[id(context)] = SummaryWriter(log_dir=str(context.run_dir / "tensorboard"), purge_step=context.step + 1)
 
 
 @hookimpl
-def ganforge_step_end(trainer: Trainer, step: int, metrics: Mapping[str, Any] | None) -> None:
-    writer = _writers.get(id(trainer))
+def ganforge_step_end(context: TrainContext, step: int, metrics: Mapping[str, Any] | None) -> None:
+    writer = _writers.get(id(context))
     if writer is None:
         return
     for key, value in (metrics or {}).items():
         if isinstance(value, (int, float)) and key != "step":
             writer.add_scalar(key, value, step)
-    grid = trainer.run.samples / f"step_{step:07d}.png"
+    grid = context.samples_dir / f"step_{step:07d}.png"
     if grid.is_file():
         from PIL import Image
         from torchvision.transforms.v2.functional import pil_to_tensor
@@ -50,7 +50,7 @@ def ganforge_step_end(trainer: Trainer, step: int, metrics: Mapping[str, Any] | 
 
 
 @hookimpl
-def ganforge_train_end(trainer: Trainer, status: str) -> None:
-    writer = _writers.pop(id(trainer), None)
+def ganforge_train_end(context: TrainContext, status: str) -> None:
+    writer = _writers.pop(id(context), None)
     if writer is not None:
         writer.close()

@@ -3,7 +3,9 @@
 A generator maps ``(z, labels?)`` to images ``(B, C, H, W)`` in [-1, 1]; a discriminator maps
 ``(x, labels?)`` to logits ``(B, 1)``. Subclasses implement ``generate`` / ``score``; ``forward``
 checks the inputs first, so a wrong call fails with what was expected and what arrived instead of a
-matrix-size error deep inside the network.
+matrix-size error deep inside the network, and the output's shape after, so that a plugin's broken
+model stops the run with its name instead of training on a wrong shape (shapes are known on the
+host: the checks cost no device sync).
 """
 
 from __future__ import annotations
@@ -19,6 +21,15 @@ from .errors import GanforgeError
 
 class InputError(GanforgeError, ValueError):
     """A generator or discriminator was called with inputs that break its shape contract."""
+
+
+class ContractError(GanforgeError):
+    """A plugin's generator or discriminator returned what the contract rules out."""
+
+
+CHECK_HINT = "the plugin breaks ganforge's contract (ganforge.testing.check_variant finds such mistakes)"
+RANGE_TOLERANCE = 1e-3
+"""How far beyond [-1, 1] a generator's output may stray (rounding at the end of a tanh) before it counts as outside."""
 
 
 _check_label_values = True
@@ -43,6 +54,9 @@ def _shape(t: torch.Tensor) -> tuple[int, ...]:
 
 
 class _Contract(nn.Module):
+    origin: str | None = None
+    """Which variant and plugin built this module (set by ``ganforge.variant.build_models``), for error messages."""
+
     def __init__(self, image_shape: tuple[int, int, int], num_classes: int | None) -> None:
         super().__init__()
         if num_classes is not None and num_classes < 2:
@@ -53,6 +67,9 @@ class _Contract(nn.Module):
     @property
     def conditional(self) -> bool:
         return self.num_classes is not None
+
+    def _broken(self, what: str) -> ContractError:
+        return ContractError(f"{self.origin or type(self).__name__}: {what}; {CHECK_HINT}")
 
     def _check_labels(self, labels: torch.Tensor | None, batch: int) -> None:
         who = type(self).__name__
@@ -83,7 +100,19 @@ class Generator(_Contract):
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise InputError(f"{type(self).__name__} expected z of shape (B, {self.latent_dim}), got {_shape(z)}")
         self._check_labels(labels, z.shape[0])
-        return self.generate(z, labels)
+        images = self.generate(z, labels)
+        if images.shape[0] != z.shape[0] or tuple(images.shape[1:]) != self.image_shape:
+            raise self._broken(f"its generator returned images of shape {_shape(images)}, "
+                               f"expected ({z.shape[0]}, {', '.join(map(str, self.image_shape))})")
+        return images
+
+    def check_range(self, images: torch.Tensor) -> None:
+        """Raise ContractError unless ``images`` (this generator's output) lie in [-1, 1]. It reads the
+        images on the host, so the loop calls it once, on a first batch, rather than at every step."""
+        low, high = float(images.min()), float(images.max())
+        if not (low >= -1 - RANGE_TOLERANCE and high <= 1 + RANGE_TOLERANCE):
+            raise self._broken(f"its generator's images must lie in [-1, 1] (end it in tanh), got values from "
+                               f"{low:.4g} to {high:.4g}")
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Map checked inputs to images; subclasses implement this."""
@@ -124,7 +153,10 @@ class Discriminator(_Contract):
             c, h, w = self.image_shape
             raise InputError(f"{type(self).__name__} expected images of shape (B, {c}, {h}, {w}), got {_shape(x)}")
         self._check_labels(labels, x.shape[0])
-        return self.score(x, labels)
+        logits = self.score(x, labels)
+        if tuple(logits.shape) != (x.shape[0], 1):
+            raise self._broken(f"its discriminator returned logits of shape {_shape(logits)}, expected ({x.shape[0]}, 1)")
+        return logits
 
     def score(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Map checked inputs to logits of shape (B, 1); subclasses implement this."""

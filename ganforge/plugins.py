@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pluggy
 
 from . import hookspecs
+from ._version import __version__
 from .errors import GanforgeError
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
@@ -29,7 +30,12 @@ ENTRY_POINT_GROUP = "ganforge"
 
 
 class PluginLoadError(GanforgeError):
-    """An entry-point plugin failed to load while ``GANFORGE_STRICT_PLUGINS=1``."""
+    """An entry-point plugin failed to load, or clashed with another, while ``GANFORGE_STRICT_PLUGINS=1``."""
+
+
+class PluginWarning(UserWarning):
+    """A plugin that could not be used in full: it failed to load, or registered a name already taken.
+    The CLI prints each as one line, ``ganforge: warning: ...``."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,8 @@ def _disabled() -> set[str]:
     return {n.strip() for n in os.environ.get("GANFORGE_DISABLE_PLUGINS", "").split(",") if n.strip()}
 
 
-def _strict() -> bool:
+def strict_plugins() -> bool:
+    """Whether a plugin that fails to load or clashes is fatal (``GANFORGE_STRICT_PLUGINS=1``) rather than skipped."""
     return os.environ.get("GANFORGE_STRICT_PLUGINS", "") not in ("", "0", "false", "no")
 
 
@@ -59,12 +66,11 @@ def make_plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
     info: dict[str, PluginInfo] = {}
     pm.ganforge_info = info  # type: ignore[attr-defined]
     disabled = _disabled()
-    from . import __version__ as version
     for module_name in DEFAULT_PLUGINS:
         if module_name in disabled:
             continue
         pm.register(importlib.import_module(module_name), name=module_name)
-        info[module_name] = PluginInfo(module_name, "ganforge", version)
+        info[module_name] = PluginInfo(module_name, "ganforge", __version__)
     if entry_points:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             if ep.name in disabled or pm.has_plugin(ep.name):
@@ -72,13 +78,16 @@ def make_plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
             dist = ep.dist.name if ep.dist else "?"
             try:
                 plugin = ep.load()
+                pm.register(plugin, name=ep.name)
             except Exception as exc:
-                message = f"ganforge plugin {ep.name!r} from {dist} failed to load: {type(exc).__name__}: {exc}"
-                if _strict():
+                if pm.has_plugin(ep.name):  # pluggy keeps the hooks it checked before the one that failed
+                    pm.unregister(name=ep.name)
+                detail = " ".join(str(exc).split())[:300]
+                message = f"ganforge plugin {ep.name!r} from {dist} failed to load: {type(exc).__name__}: {detail}"
+                if strict_plugins():
                     raise PluginLoadError(message) from exc
-                warnings.warn(message + " (skipped; GANFORGE_STRICT_PLUGINS=1 makes this fatal)", stacklevel=2)
+                warnings.warn(message + " (skipped; GANFORGE_STRICT_PLUGINS=1 makes this fatal)", PluginWarning, stacklevel=2)
                 continue
-            pm.register(plugin, name=ep.name)
             info[ep.name] = PluginInfo(ep.name, dist, ep.dist.version if ep.dist else "?")
     return pm
 

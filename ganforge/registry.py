@@ -20,6 +20,10 @@ KNOWN_PROVIDERS: Mapping[str, str] = {
 }
 
 
+class NameClash(GanforgeError):
+    """A plugin registered a name (or alias) that another plugin registered first."""
+
+
 @dataclass(frozen=True)
 class Entry(Generic[T]):
     """One registered object, the name it goes by, its aliases, and the plugin that registered it."""
@@ -39,13 +43,15 @@ class Registry(Generic[T]):
         self._lookup: dict[str, str] = {}
 
     def add(self, name: str, value: T, plugin: str, aliases: tuple[str, ...] = ()) -> None:
-        """Register ``value``; a name or alias already taken is an error naming both plugins."""
+        """Register ``value``; a name or alias already taken raises NameClash naming both plugins, and
+        nothing of ``value`` is registered."""
         for key in (name, *aliases):
             if key in self._lookup:
                 owner = self._entries[self._lookup[key]].plugin
-                raise GanforgeError(
+                raise NameClash(
                     f"{self.kind} name {key!r} is registered twice: by plugin {owner!r} and by "
-                    f"plugin {plugin!r}; disable one with GANFORGE_DISABLE_PLUGINS={plugin}"
+                    f"plugin {plugin!r}; {owner!r} keeps it and {plugin!r}'s {self.kind} {name!r} is skipped "
+                    f"(GANFORGE_DISABLE_PLUGINS={plugin} silences this)"
                 )
         self._entries[name] = Entry(name, value, plugin, tuple(aliases))
         for key in (name, *aliases):

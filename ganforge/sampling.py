@@ -1,8 +1,15 @@
-"""Loading a trained run back and drawing images from it, outside the training loop."""
+"""The one way ganforge draws images from a generator, and loading a trained run back to draw them.
+
+Sample grids, ``load_run(...).sample``, ``ganforge sample`` and evaluation all draw latent codes
+from the generator's prior in chunks of :data:`CHUNK` from one seeded generator, and ask for
+classes in blocks (all of class 0, then all of class 1, ...), so the same seed gives the same
+images whichever of them asks.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,8 +21,43 @@ from .devices import pick_device
 from .errors import GanforgeError
 from .nn import Discriminator, Generator, draw_latent
 from .runs import RunDir, load_weights
-from .trainer import build_models
-from .variant import DataShape, VariantSpec
+from .variant import DataShape, VariantSpec, build_models
+
+CHUNK = 500
+"""Images generated per forward pass when drawing many."""
+
+
+def class_labels(n: int, num_classes: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``n`` labels in blocks of equal size, class 0 first (the last block shorter when ``n`` does not divide)."""
+    return torch.arange(num_classes, device=device).repeat_interleave(math.ceil(n / num_classes))[:n]
+
+
+@torch.no_grad()
+def generate_chunks(generator: Generator, n: int, *, labels: torch.Tensor | None = None, seed: int = 0,
+                    truncation: float | None = None, chunk: int = CHUNK) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """``n`` images in [-1, 1] as chunks of at most ``chunk``, with the labels they were drawn for.
+
+    A conditional generator without ``labels`` draws every class in blocks (:func:`class_labels`).
+    ``truncation`` draws the codes with the truncation trick (:func:`ganforge.nn.draw_latent`). The
+    generator runs in eval mode and is put back as it was.
+    """
+    device = next(generator.parameters()).device
+    num_classes = generator.num_classes
+    if num_classes is None and labels is not None:
+        raise GanforgeError(f"{generator.origin or type(generator).__name__} is unconditional; it takes no --class")
+    if num_classes is not None and labels is None:
+        labels = class_labels(n, num_classes, device)
+    rng = torch.Generator(device=device).manual_seed(seed)
+    was_training = generator.training
+    generator.eval()
+    try:
+        for start in range(0, n, chunk):
+            size = min(chunk, n - start)
+            z = draw_latent(generator, size, truncation, device=device, generator=rng)
+            part = None if labels is None else labels[start:start + size]
+            yield generator(z, part), part
+    finally:
+        generator.train(was_training)
 
 
 @dataclass
@@ -33,19 +75,14 @@ class LoadedRun:
     def device(self) -> torch.device:
         return next(self.generator.parameters()).device
 
-    @torch.no_grad()
     def sample(self, n: int, *, labels: torch.Tensor | None = None, seed: int = 0,
                truncation: float | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``n`` images in [-1, 1] (and the labels they were drawn for, for conditional variants);
         ``truncation`` draws the latent codes with the truncation trick (``draw_latent``)."""
-        g = torch.Generator(device=self.device).manual_seed(seed)
-        num_classes = self.generator.num_classes
-        if num_classes is not None and labels is None:
-            labels = torch.arange(num_classes, device=self.device).repeat_interleave(math.ceil(n / num_classes))[:n]
-        if num_classes is None and labels is not None:
-            raise GanforgeError(f"variant {self.spec.name!r} is unconditional; it takes no --class")
-        z = draw_latent(self.generator, n, truncation, device=self.device, generator=g)
-        return self.generator(z, labels), labels
+        parts = list(generate_chunks(self.generator, n, labels=labels, seed=seed, truncation=truncation))
+        images = torch.cat([images for images, _ in parts])
+        drawn = None if parts[0][1] is None else torch.cat([part for _, part in parts])  # type: ignore[misc]
+        return images, drawn
 
 
 def load_run(run_dir: Path | str, checkpoint: str | int = "last", *, device: str = "auto",
@@ -56,9 +93,12 @@ def load_run(run_dir: Path | str, checkpoint: str | int = "last", *, device: str
     catalog = catalog or load_catalog()
     spec = catalog.variants.get(config["variant"])
     shape = DataShape(*config["resolved"]["data_shape"])
-    generator, discriminator = build_models(spec, spec.recorded_config(config["model"]), shape)
+    origin = catalog.origin("variants", spec.name)
+    generator, discriminator = build_models(spec, spec.recorded_config(config["model"]), shape, origin)
     target = pick_device(device)
     state = run.load_checkpoint(checkpoint, map_location=target)
+    if state["variant"] != spec.name:
+        raise GanforgeError(f"{run.checkpoint_path(checkpoint)}: holds variant {state['variant']!r}, the run is {spec.name!r}")
     if "ema" in state:
         weights = {k.removeprefix("module."): v for k, v in state["ema"].items()}
     else:

@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 from .catalog import load_catalog
 from .losses import AdversarialLoss
 from .nn import Discriminator, Generator, InputError
-from .trainer import build_models
-from .variant import DataShape, VariantSpec
+from .variant import DataShape, VariantSpec, build_models
 
 class ContractViolation(AssertionError):
     """A variant broke ganforge's shape, range or gradient contract; the message says where."""

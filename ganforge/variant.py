@@ -6,15 +6,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from .config import validate_settings, validation_message
+from .errors import GanforgeError
 from .nn import Discriminator, Generator
 
 
 class VariantConfig(BaseModel):
-    """Base for a variant's architecture config: every knob has a default, unknown keys are refused."""
+    """Base for a variant's architecture config: every knob has a default, unknown keys and
+    infinite or NaN numbers are refused."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataShape(NamedTuple):
@@ -64,11 +67,43 @@ class VariantSpec:
     """Config fields added after runs were recorded without them, each with the value that rebuilds
     those older runs' models (a new field's default may build a different network)."""
 
-    def make_config(self, values: dict[str, Any] | None = None) -> BaseModel:
-        """Validate ``values`` against this variant's config model (pydantic raises on bad keys)."""
-        return self.config.model_validate(values or {})
+    def make_config(self, values: dict[str, Any] | None = None, origin: str = "") -> BaseModel:
+        """Validate ``values`` (settings a user wrote) strictly against this variant's config model.
+
+        A bad value is a GanforgeError naming the field; a field the values leave out and the model
+        gives no default is the plugin's mistake, and the message says so (``origin`` names the plugin).
+        """
+        try:
+            return validate_settings(self.config, values or {})
+        except ValidationError as exc:
+            missing = [".".join(map(str, e["loc"])) for e in exc.errors() if e["type"] == "missing"]
+            if missing:
+                raise GanforgeError(
+                    f"variant {self.name!r}{f' ({origin})' if origin else ''} has config field "
+                    f"{missing[0]!r} without a default: pass --set {missing[0]}=VALUE, and tell the plugin's "
+                    "authors that every field needs one (ganforge.testing.check_variant checks it)"
+                ) from None
+            raise GanforgeError(validation_message(exc, "model")) from None
 
     def recorded_config(self, values: dict[str, Any]) -> BaseModel:
         """The config a run directory recorded, with ``legacy_config`` filling the fields it predates,
         so that a run trained by an older version of the variant still loads and resumes."""
         return self.make_config({**self.legacy_config, **values})
+
+
+def build_models(spec: VariantSpec, model_config: Any, shape: DataShape, origin: str = "") -> tuple[Generator, Discriminator]:
+    """Build and type-check a variant's pair, so that a plugin's mistake is reported as the plugin's.
+
+    ``origin`` ("plugin 'p', distribution 'd'") is kept on both modules: the checks of their outputs
+    at run time name it.
+    """
+    generator = spec.build_generator(model_config, shape)
+    discriminator = spec.build_discriminator(model_config, shape)
+    if not isinstance(generator, Generator) or not isinstance(discriminator, Discriminator):
+        raise GanforgeError(
+            f"variant {spec.name!r}{f' ({origin})' if origin else ''} built {type(generator).__name__} / "
+            f"{type(discriminator).__name__}; they must subclass ganforge.nn.Generator / ganforge.nn.Discriminator"
+        )
+    for model in (generator, discriminator):
+        model.origin = f"variant {spec.name!r}" + (f" ({origin})" if origin else "")
+    return generator, discriminator

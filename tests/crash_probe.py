@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ganforge.cli import main
-from ganforge.trainer import Trainer
+from ganforge.training import Trainer
 
 if __name__ == "__main__":
     rank, dies_after = int(sys.argv[1]), int(sys.argv[2])

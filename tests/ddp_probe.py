@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ganforge import TrainConfig, hookimpl, load_catalog, resume, train
-from ganforge.distributed import close_distributed
+from ganforge.accel.distributed import close_distributed
 from ganforge.plugins import make_plugin_manager
 
 
@@ -18,10 +18,10 @@ class SaveEveryRank:
         self.out = out
 
     @hookimpl
-    def ganforge_train_end(self, trainer, status):
-        state = {"generator": trainer.generator.state_dict(), "discriminator": trainer.discriminator.state_dict(),
-                 "opt_g": trainer.opt_g.state_dict(), "step": trainer.step}
-        torch.save(state, self.out.parent / f"{self.out.name}-rank{trainer.dist.rank}.pt")
+    def ganforge_train_end(self, context, status):
+        state = {"generator": context.generator.state_dict(), "discriminator": context.discriminator.state_dict(),
+                 "opt_g": context.opt_g.state_dict(), "step": context.step}
+        torch.save(state, self.out.parent / f"{self.out.name}-rank{context.rank}.pt")
 
 
 def main() -> None:

@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 from ganforge import Catalog, TrainConfig, hookimpl, load_catalog, train
-from ganforge.bf16_weights import BF16Weights, why_not_copyable
+from ganforge.accel.bf16_weights import BF16Weights, why_not_copyable
 from ganforge.plugins import make_plugin_manager
 from ganforge.runs import RunDir
 from ganforge.testing import assert_states_equal
-from ganforge.trainer import build_models
+from ganforge.variant import build_models
 from ganforge.variant import DataShape
 
 
@@ -48,8 +48,8 @@ class ClipCritic:
     """The original WGAN's weight clipping, as a user would add it: a hook that clamps D's weights in place."""
 
     @hookimpl
-    def ganforge_step_end(self, trainer, step, metrics) -> None:
-        for p in trainer.discriminator.parameters():
+    def ganforge_step_end(self, context, step, metrics) -> None:
+        for p in context.discriminator.parameters():
             p.data.clamp_(-0.01, 0.01)
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ganforge.speed import cpu_bf16_native, cpu_description
+from ganforge.accel.speed import cpu_bf16_native, cpu_description
 
 SMALL = ["--set", "g_hidden=[32]", "--set", "d_hidden=[32]"]
 
@@ -191,8 +191,8 @@ def test_resume_if_exists_starts_continues_or_refuses_a_run(cli, tmp_path: Path)
     assert (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes() == last
     assert list(logged_steps(tmp_path / "run")) == list(range(1, 10))
     # Other settings are another run: refused, naming the difference, the run left as it was.
-    error = one_line_error(cli(*args, "--steps", "12", "--set", "lr_d=1e-3"))
-    assert "run holds a run with other settings (lr_d: None there, 0.001 here)" in error
+    error = one_line_error(cli(*args, "--steps", "12", "--batch-size", "32"))
+    assert "run holds a run with other settings (batch_size is 64 in the run and 32 here, and a continued run keeps it" in error
     assert (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes() == last
     assert "--resume-if-exists needs --out DIR" in one_line_error(cli("train", "mlp", "--resume-if-exists"))
     assert "do not combine" in one_line_error(cli("train", "--resume", "run", "--resume-if-exists"))

@@ -19,7 +19,7 @@ from ganforge import TrainConfig, hookimpl, load_catalog, load_run, resume, trai
 from ganforge.plugins import make_plugin_manager
 from ganforge.runs import RunDir
 from ganforge.testing import assert_states_equal
-from ganforge.trainer import Trainer
+from ganforge.training import Trainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -42,9 +42,9 @@ def test_a_cuda_run_keeps_its_data_on_the_device_and_captures_its_step(tmp_path:
         assert resolved["device"].startswith("cuda") and resolved["capture_step"] is True
         assert resolved["precision"] == ("bf16" if torch.cuda.is_bf16_supported() else "fp32")
         assert resolved["channels_last"] is channels_last
-        for opt in (trainer.opt_g, trainer.opt_d):
+        for opt in (trainer.context.opt_g, trainer.context.opt_d):
             assert opt.defaults["fused"] and opt.defaults["capturable"]
-        assert trainer.images.is_cuda  # the whole data set lives on the device
+        assert trainer.batches.images.is_cuda  # the whole data set lives on the device
 
 
 class SyncWatch:
@@ -55,11 +55,11 @@ class SyncWatch:
         self.initial: list[torch.Tensor] = []
 
     @hookimpl
-    def ganforge_train_start(self, trainer) -> None:
-        self.initial = [p.detach().clone() for p in trainer.generator.parameters()]
+    def ganforge_train_start(self, context) -> None:
+        self.initial = [p.detach().clone() for p in context.generator.parameters()]
 
     @hookimpl
-    def ganforge_step_end(self, trainer, step, metrics) -> None:
+    def ganforge_step_end(self, context, step, metrics) -> None:
         if step == self.first:
             torch.cuda.set_sync_debug_mode("error")
         elif step == self.last:
@@ -121,9 +121,9 @@ class HalveLearningRates:
         self.at = at
 
     @hookimpl
-    def ganforge_step_end(self, trainer, step, metrics) -> None:
+    def ganforge_step_end(self, context, step, metrics) -> None:
         if step == self.at:
-            for opt in (trainer.opt_g, trainer.opt_d):
+            for opt in (context.opt_g, context.opt_d):
                 opt.param_groups[0]["lr"] /= 2
 
 

@@ -20,7 +20,7 @@ import pytest
 import torch
 import torchvision.datasets
 
-from ganforge.distributed import restarts_need_a_store_per_attempt
+from ganforge.accel.distributed import restarts_need_a_store_per_attempt
 from ganforge.testing import assert_states_equal
 
 from download_probe import TRAIN_FILES  # tests/download_probe.py, beside this file

@@ -33,8 +33,8 @@ def test_the_average_copies_the_model_until_its_start_then_moves_by_one_minus_de
 def record_generator_weights(seen: list[torch.Tensor]) -> object:
     class Recorder:
         @hookimpl
-        def ganforge_step_end(self, trainer, step, metrics):
-            seen.append(trainer.generator.net[0].weight.detach().clone())
+        def ganforge_step_end(self, context, step, metrics):
+            seen.append(context.generator.net[0].weight.detach().clone())
 
     return Recorder()
 
@@ -66,7 +66,7 @@ def test_after_ema_start_the_run_samples_the_average_of_the_steps_since(tmp_path
 
 def test_a_process_fitting_many_short_runs_notes_the_late_ema_start_once(tmp_path: Path, monkeypatch,
                                                                           capsys) -> None:
-    monkeypatch.setattr("ganforge.trainer._SHOWN_NOTES", set())  # as in a fresh process
+    monkeypatch.setattr("ganforge.training.loop._SHOWN_NOTES", set())  # as in a fresh process
     for name in ("a", "b"):
         train(TrainConfig(variant="mlp", model=SMALL, steps=3, batch_size=16, device="cpu", out=tmp_path / name))
     assert capsys.readouterr().err.count("the EMA starts averaging after step 5000 (ema_start)") == 1

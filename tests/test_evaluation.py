@@ -172,7 +172,7 @@ class CollapseAt20:
         register(VariantSpec("replay", "replays real digits", MLPConfig, ReplayGenerator, MLPDiscriminator))
 
     @hookimpl
-    def ganforge_step_end(self, trainer, step, metrics):
+    def ganforge_step_end(self, context, step, metrics):
         if step == 15:
             ReplayGenerator.allowed = [1, 7]
 
@@ -198,7 +198,7 @@ class FeatureNorm:
 
     @hookimpl
     def ganforge_register_metrics(self, register):
-        from ganforge.metrics.evaluate import MetricSpec
+        from ganforge.metrics.spec import MetricSpec
 
         def feature_norm(samples, reference, seed):
             return {"feature_norm": float(samples.features.norm(dim=1).mean()),

@@ -23,9 +23,9 @@ from ganforge.metrics import (
     share_standard_error,
 )
 from ganforge.metrics.builtin import conditional
-from ganforge.metrics.evaluate import Reference, Samples
+from ganforge.metrics.spec import Reference, Samples
 from ganforge.metrics.builtin import BUILTIN_METRICS
-from ganforge.metrics.evaluate import make_reference, score
+from ganforge.metrics.evaluate import embed_images, make_reference, score
 from ganforge.metrics.evaluators import _weights_dir, inception_evaluator, shipped_evaluator
 
 
@@ -132,12 +132,12 @@ def test_real_digits_score_as_real_and_report_their_provenance() -> None:
     data = load_mnist5k(DataConfig())
     reference = make_reference(data, "mnist5k", evaluator, 2000, seed=0)
     others = data.images[torch.randperm(5000, generator=torch.Generator().manual_seed(1))[:2000]].float() / 127.5 - 1
-    figures = score(others, None, reference, evaluator, BUILTIN_METRICS)
+    figures = score(embed_images(evaluator, others), reference, evaluator, BUILTIN_METRICS)
     assert figures["fid"] < 1.0 and figures["precision"] > 0.85 and figures["recall"] > 0.85 and figures["modes"] == 10
     assert figures["n"] == 2000 and figures["reference"] == "mnist5k/train, 2000 images, seed 0"
     assert figures["evaluator_sha256"] == evaluator.sha256
     noise = torch.rand(2000, 1, 28, 28) * 2 - 1
-    assert score(noise, None, reference, evaluator, BUILTIN_METRICS)["fid"] > 50 * max(figures["fid"], 0.1)
+    assert score(embed_images(evaluator, noise), reference, evaluator, BUILTIN_METRICS)["fid"] > 50 * max(figures["fid"], 0.1)
 
 
 def test_inception_needs_weights_and_says_how_to_get_them(tmp_path, monkeypatch) -> None:

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from ganforge import GanforgeError, TrainConfig
-from ganforge.onednn_linear import OneDNNLinear, onednn_linear_available, onednn_linear_pays, use_onednn_linears
-from ganforge.trainer import Trainer
+from ganforge.accel.onednn_linear import OneDNNLinear, onednn_linear_available, onednn_linear_pays, use_onednn_linears
+from ganforge.training import Trainer
 
 pytestmark = pytest.mark.skipif(not onednn_linear_available(), reason="needs an x86 CPU and PyTorch with oneDNN")
 

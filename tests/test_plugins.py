@@ -9,7 +9,7 @@ import pytest
 
 from ganforge import GanforgeError, VariantSpec, hookimpl, load_catalog
 from ganforge.builtin.mlp import MLP, MLPConfig, MLPDiscriminator, MLPGenerator
-from ganforge.plugins import DEFAULT_PLUGINS, PluginLoadError, make_plugin_manager
+from ganforge.plugins import DEFAULT_PLUGINS, PluginLoadError, PluginWarning, make_plugin_manager
 from ganforge.registry import Registry
 
 
@@ -98,10 +98,32 @@ def test_plugins_can_be_disabled_by_name(entry_points, monkeypatch) -> None:
     assert "extra-gan" not in catalog.variants and "mlp" not in catalog.variants
 
 
-def test_a_duplicate_name_names_both_plugins(entry_points) -> None:
+def test_a_duplicate_name_is_reported_and_the_first_registration_keeps_it(entry_points, monkeypatch) -> None:
     entry_points.append(FakeEntryPoint("copycat", lambda: plugin_module("copycat_mod", "mlp")))
-    with pytest.raises(GanforgeError, match=r"'mlp' is registered twice: by plugin 'ganforge.builtin.mlp' and by plugin 'copycat'"):
+    entry_points.append(FakeEntryPoint("fine", lambda: plugin_module("fine_mod", "fine-gan")))
+    with pytest.warns(PluginWarning, match=r"'mlp' is registered twice: by plugin 'ganforge.builtin.mlp' and by plugin "
+                                           r"'copycat'; 'ganforge.builtin.mlp' keeps it"):
+        catalog = load_catalog()
+    assert catalog.variants.get("mlp") is MLP and catalog.variants.entry("mlp").plugin == "ganforge.builtin.mlp"
+    assert "fine-gan" in catalog.variants
+    monkeypatch.setenv("GANFORGE_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginLoadError, match="registered twice"):
         load_catalog()
+
+
+def test_a_plugin_whose_registration_fails_is_skipped_and_named(entry_points) -> None:
+    broken = types.ModuleType("broken_mod")
+
+    @hookimpl
+    def ganforge_register_losses(register):
+        register("not a loss")
+
+    broken.ganforge_register_losses = ganforge_register_losses
+    entry_points.append(FakeEntryPoint("broken", lambda: broken))
+    with pytest.warns(PluginWarning, match=r"plugin 'broken' failed in ganforge_register_losses: TypeError: register\(\) "
+                                           r"takes a AdversarialLoss, got str"):
+        catalog = load_catalog()
+    assert "hinge" in catalog.losses and "mlp" in catalog.variants
 
 
 def test_unknown_names_suggest_close_matches_and_list_installed() -> None:

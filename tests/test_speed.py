@@ -10,8 +10,8 @@ import torch
 
 from ganforge import GanforgeError, TrainConfig
 from ganforge.cpuinfo import cpu_vendor
-from ganforge.onednn_linear import onednn_linear_pays
-from ganforge.speed import Speed, cpu_description, resolve_speed
+from ganforge.accel.onednn_linear import onednn_linear_pays
+from ganforge.accel.speed import Speed, cpu_description, resolve_speed
 
 CUDA, CPU = torch.device("cuda"), torch.device("cpu")
 

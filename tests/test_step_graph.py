@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ganforge.step_graph import SettingsWatch
+from ganforge.accel.step_graph import SettingsWatch
 
 
 def adam(**settings: object) -> torch.optim.Adam:

@@ -15,7 +15,7 @@ from ganforge.losses import AdversarialLoss, bce_d_loss, nonsaturating_g_loss
 from ganforge.plugins import make_plugin_manager
 from ganforge.runs import CheckpointError, RunDir
 from ganforge.testing import assert_states_equal
-from ganforge.trainer import TrainingDiverged
+from ganforge.training import TrainingDiverged
 
 SMALL = {"g_hidden": [32, 64], "d_hidden": [32]}
 
@@ -48,7 +48,7 @@ def test_a_short_run_writes_the_run_directory(tmp_path: Path) -> None:
 
 
 def test_default_length_is_twenty_epochs(tmp_path: Path) -> None:
-    from ganforge.trainer import Trainer
+    from ganforge.training import Trainer
 
     trainer = Trainer(config(tmp_path, steps=None, batch_size=500))
     assert trainer.config.steps == 20 * 10
@@ -155,14 +155,15 @@ def test_an_fp16_update_whose_gradients_overflow_is_skipped_and_the_loss_scale_h
 
 def test_under_fp16_the_gradient_penalty_runs_in_fp32(tmp_path: Path) -> None:
     # Its input gradients come before any loss scaling, where fp16 would flush the small ones to zero.
-    from ganforge.trainer import Trainer
+    from ganforge.training import Trainer
 
     trainer = Trainer(config(tmp_path, steps=1, precision="fp16", loss="wasserstein", gradient_penalty=10.0))
     seen = []
     trainer.discriminator.net[0].register_forward_hook(lambda layer, inputs, out: seen.append(out.dtype))
     trainer.fit()
-    # D's forwards in the step: on real and fake together, in the penalty, and in G's update.
-    assert seen == [torch.float16, torch.float32, torch.float16]
+    # D's forwards: the check of the plugin's outputs before the first step (fp32, outside the step),
+    # then the step's: on real and fake together, in the penalty, and in G's update.
+    assert seen == [torch.float32, torch.float16, torch.float32, torch.float16]
 
 
 class Recorder:
@@ -172,15 +173,15 @@ class Recorder:
         self.events: list[tuple] = []
 
     @hookimpl
-    def ganforge_train_start(self, trainer) -> None:
-        self.events.append(("start", trainer.step))
+    def ganforge_train_start(self, context) -> None:
+        self.events.append(("start", context.step))
 
     @hookimpl
-    def ganforge_step_end(self, trainer, step, metrics) -> None:
+    def ganforge_step_end(self, context, step, metrics) -> None:
         self.events.append(("step", step, None if metrics is None else round(metrics["d_loss"], 6)))
 
     @hookimpl
-    def ganforge_train_end(self, trainer, status) -> None:
+    def ganforge_train_end(self, context, status) -> None:
         self.events.append(("end", status))
 
 
@@ -263,7 +264,7 @@ def test_a_plugin_data_set_trains_by_name(tmp_path: Path) -> None:
 
 
 def test_a_variants_recipe_fills_only_what_the_user_left_unset(tmp_path: Path) -> None:
-    from ganforge.trainer import Trainer
+    from ganforge.training import Trainer
 
     recipe = Trainer(config(tmp_path)).config
     assert (recipe.ema, recipe.ema_start) == (0.999, 5000)  # the mlp recipe

@@ -9,7 +9,7 @@ import torch
 from ..hookspecs import hookimpl
 from .classes import conditional_accuracy, mode_coverage, share_standard_error
 from .distances import frechet_distance, kernel_inception_distance
-from .evaluate import MetricSpec, Reference, Samples, read_classes
+from .spec import MetricSpec, Reference, Samples, read_classes
 from .manifold import precision_recall
 
 PR_POINTS = 5000

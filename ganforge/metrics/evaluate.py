@@ -4,7 +4,7 @@ evaluator hash, so that two figures are comparable exactly when those three agre
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,38 +14,19 @@ from torch import nn
 
 from ..data import DatasetSpec, ImageData
 from ..errors import GanforgeError
-from ..nn import draw_latent
+from ..nn import Generator
+from ..resources import require_memory
+from ..sampling import CHUNK, generate_chunks
 from .classes import confusion_matrix, per_class
 from .evaluators import Evaluator, evaluator_for
-
-
-@dataclass
-class Reference:
-    """The evaluator's view of the real data: features, class labels, and a description of the split;
-    for labelled data and a classifier, also the classes it reads the real images as, and the names."""
-
-    features: torch.Tensor
-    labels: torch.Tensor | None
-    num_classes: int | None
-    description: str
-    predicted: torch.Tensor | None = None
-    class_names: tuple[str, ...] | None = None
-
-
-def read_classes(logits: torch.Tensor | None, labels: torch.Tensor | None, num_classes: int | None) -> torch.Tensor | None:
-    """The class the evaluator reads each image as, when it is a classifier over the data's own
-    labelled classes; otherwise None (no class figure applies)."""
-    if logits is None or labels is None or logits.shape[1] != num_classes:
-        return None
-    return logits.argmax(1)
+from .spec import MetricSpec, Reference, Samples, read_classes
 
 
 def make_reference(data: ImageData, data_name: str, evaluator: Evaluator, n: int, seed: int = 0) -> Reference:
-    """Embed ``n`` training images (all of them if fewer), chosen with ``seed``."""
+    """Embed ``n`` training images (all of them if fewer), chosen with ``seed``, a chunk at a time."""
     count = min(n, len(data.images))
     idx = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(seed))[:count]
-    real = data.images[idx].float().div(127.5).sub(1.0)
-    features, logits = evaluator.embed(real)
+    features, logits = _embed_all(evaluator, (data.images[part].float().div(127.5).sub(1.0) for part in idx.split(CHUNK)))
     labels = data.labels[idx] if data.labels is not None else None
     return Reference(features, labels, data.num_classes, f"{data_name}/train, {count} images, seed {seed}",
                      read_classes(logits, labels, data.num_classes), data.class_names)
@@ -60,52 +41,44 @@ def class_figures(confusion: torch.Tensor, reference: Reference) -> dict[str, An
     return {"confusion": confusion.tolist(), "per_class": per_class(confusion, real, reference.class_names)}
 
 
-@torch.no_grad()
-def generate(generator: nn.Module, n: int, *, seed: int = 0, batch_size: int = 500, device: torch.device | str = "cpu",
-             truncation: float | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``n`` samples in [-1, 1] on the CPU, with the labels asked for (cycling through the classes);
-    ``truncation`` draws the latent codes with the truncation trick (``draw_latent``)."""
-    was_training = generator.training
-    generator.eval()
-    g = torch.Generator(device=device).manual_seed(seed)
-    classes = getattr(generator, "num_classes", None)
-    labels = torch.arange(n, device=device) % classes if classes else None
-    images = []
-    for start in range(0, n, batch_size):
-        size = min(batch_size, n - start)
-        z = draw_latent(generator, size, truncation, device=device, generator=g)
-        images.append(generator(z, None if labels is None else labels[start:start + size]).float().cpu())
-    generator.train(was_training)
-    return torch.cat(images), (labels.cpu() if labels is not None else None)
+def _embed_all(evaluator: Evaluator, chunks: Iterable[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Features and logits of every image in ``chunks``, keeping only those (not the images)."""
+    features, logits = [], []
+    for images in chunks:
+        f, lg = evaluator.embed(images)
+        features.append(f)
+        if lg is not None:
+            logits.append(lg)
+    return torch.cat(features), (torch.cat(logits) if logits else None)
 
 
-@dataclass(frozen=True)
-class Samples:
-    """The evaluator's view of generated images: features, class logits (classifiers only), and the
-    classes they were generated for (conditional variants only)."""
-
-    features: torch.Tensor
-    logits: torch.Tensor | None
-    requested: torch.Tensor | None
+def embed_images(evaluator: Evaluator, images: torch.Tensor, requested: torch.Tensor | None = None) -> Samples:
+    """The evaluator's view of ``images`` in [-1, 1] (generated for the classes ``requested``, if any)."""
+    features, logits = _embed_all(evaluator, images.split(CHUNK))
+    return Samples(features, logits, requested)
 
 
-@dataclass(frozen=True)
-class MetricSpec:
-    """A registered metric: ``compute(samples, reference, seed)`` returns named figures, or nothing
-    when it does not apply (e.g. mode coverage without class labels)."""
+def embed_samples(generator: Generator, evaluator: Evaluator, n: int, *, seed: int = 0,
+                  truncation: float | None = None) -> Samples:
+    """The evaluator's view of ``n`` images drawn from ``generator`` (:func:`ganforge.sampling.generate_chunks`):
+    generated, embedded and dropped a chunk at a time, so memory holds features, not images."""
+    requested: list[torch.Tensor] = []
 
-    name: str
-    description: str
-    compute: Callable[[Samples, Reference, int], Mapping[str, float]]
-    aliases: tuple[str, ...] = ()
+    def images() -> Iterator[torch.Tensor]:
+        for chunk, labels in generate_chunks(generator, n, seed=seed, truncation=truncation):
+            if labels is not None:
+                requested.append(labels.cpu())
+            yield chunk
+
+    features, logits = _embed_all(evaluator, images())
+    return Samples(features, logits, torch.cat(requested) if requested else None)
 
 
-def score(images: torch.Tensor, requested: torch.Tensor | None, reference: Reference, evaluator: Evaluator,
-          metrics: Iterable[MetricSpec], *, seed: int = 0, by_class: bool = False) -> dict[str, Any]:
+def score(samples: Samples, reference: Reference, evaluator: Evaluator, metrics: Iterable[MetricSpec], *,
+          seed: int = 0, by_class: bool = False) -> dict[str, Any]:
     """Every registered metric that applies to these samples, with the figures' provenance;
     ``by_class``: also the confusion matrix and per-class figures of a conditional generator's samples."""
-    features, logits = evaluator.embed(images)
-    samples = Samples(features, logits, requested)
+    requested, logits = samples.requested, samples.logits
     result: dict[str, Any] = {}
     for metric in metrics:
         result.update(metric.compute(samples, reference, seed))
@@ -114,7 +87,7 @@ def score(images: torch.Tensor, requested: torch.Tensor | None, reference: Refer
         if predicted is not None:
             result.update(class_figures(confusion_matrix(predicted, requested, reference.num_classes), reference))
     result.update({
-        "n": len(images),
+        "n": len(samples.features),
         "reference": reference.description,
         "evaluator": evaluator.name,
         "evaluator_sha256": evaluator.sha256,
@@ -131,6 +104,9 @@ class Evaluation:
         if dataset.evaluator is None:
             raise GanforgeError(f"data set {dataset.name!r} names no evaluator; ganforge cannot score it")
         self.evaluator = evaluator_for(dataset.evaluator, device, inception_weights)
+        per_image = (self.evaluator.feature_dim + (self.evaluator.num_classes or 0)) * 4
+        require_memory(2 * (n + min(n, len(data.images))) * per_image, f"scoring {n} samples", torch.device("cpu"),
+                       "score fewer (--n, or --set eval_samples=N while training)")
         self.reference = make_reference(data, dataset.name, self.evaluator, n, seed)
         self.metrics = list(metrics)
         self.n, self.seed, self.device = n, seed, device
@@ -140,8 +116,8 @@ class Evaluation:
         """Score ``n`` samples drawn with ``sample_seed`` (default: the reference's seed); ``by_class``
         as in :func:`score`."""
         seed = self.seed if sample_seed is None else sample_seed
-        images, requested = generate(generator, self.n, seed=seed, device=self.device, truncation=truncation)
-        return score(images, requested, self.reference, self.evaluator, self.metrics, seed=seed, by_class=by_class)
+        samples = embed_samples(generator, self.evaluator, self.n, seed=seed, truncation=truncation)
+        return score(samples, self.reference, self.evaluator, self.metrics, seed=seed, by_class=by_class)
 
     def repeat(self, generator: nn.Module, repeats: int, truncation: float | None = None, *,
                by_class: bool = False) -> dict[str, Any]:

@@ -33,6 +33,7 @@ class Evaluator:
     model: nn.Module
     input_shape: tuple[int, int, int]
     num_classes: int | None
+    feature_dim: int
     heldout_accuracy: float | None = None
 
     @torch.no_grad()
@@ -72,7 +73,8 @@ def shipped_evaluator(name: str, device: torch.device | str = "cpu") -> Evaluato
         raise GanforgeError(f"{path}: sha256 {digest[:16]}... does not match the recorded {index[name]['sha256'][:16]}...; reinstall ganforge")
     model = EvalClassifier()
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return Evaluator(name, digest, model.to(device).eval(), (1, 28, 28), 10, index[name]["heldout_accuracy"])
+    return Evaluator(name, digest, model.to(device).eval(), (1, 28, 28), 10, EvalClassifier.feature_dim,
+                     index[name]["heldout_accuracy"])
 
 
 class _InceptionFeatures(nn.Module):
@@ -115,7 +117,7 @@ def inception_evaluator(weights: Path | None = None, device: torch.device | str 
         raise GanforgeError(f"{path}: not torchvision Inception-v3 weights ({str(exc).splitlines()[0][:160]})") from None
     net.fc = nn.Identity()
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return Evaluator("inception-v3", digest, _InceptionFeatures(net).to(device).eval(), (3, 299, 299), None)
+    return Evaluator("inception-v3", digest, _InceptionFeatures(net).to(device).eval(), (3, 299, 299), None, 2048)
 
 
 def evaluator_for(name: str, device: torch.device | str = "cpu", inception_weights: Path | None = None) -> Evaluator:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from .config import TrainConfig
-from .cpuinfo import CPUINFO, cpu_fields
-from .errors import GanforgeError
+from ..config import TrainConfig
+from ..cpuinfo import CPUINFO, cpu_fields
+from ..errors import GanforgeError
 from .onednn_linear import onednn_linear_available, onednn_linear_pays
 
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cpuinfo import CPUINFO, cpu_vendor
+from ..cpuinfo import CPUINFO, cpu_vendor
 
 
 def onednn_linear_available() -> bool:

@@ -17,12 +17,12 @@ never silently ignored.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import torch
 
-from .errors import GanforgeError
+from ..errors import GanforgeError
 
 
 class SettingsWatch:
@@ -71,9 +71,15 @@ def _held(value: Any) -> Any:
 
 
 class CapturedStep:
-    """Call it once per training step: the first ``warmup`` calls run ``step`` eagerly, then it replays a graph.
+    """Call it once per training step with the form of the step it is: the first ``warmup`` calls of a
+    form run ``step`` eagerly, later ones replay that form's graph.
 
-    ``optimizers``: those the step updates, by name. When a setting of theirs that the graph holds
+    A form (a hashable ``key``) is one shape of the step's work: a step that adds a lazy regulariser
+    issues other kernels than one that does not, so each form is captured once, and the step
+    function reads which form it is from the state that chose the key. The graphs share one memory
+    pool: they replay one at a time and no tensor made inside one is read after its step.
+
+    ``optimizers``: those the step updates, by name. When a setting of theirs that the graphs hold
     changed since the capture, the next call captures the step again and tells ``on_recapture``
     what changed (as "opt_g.lr 0.0002 -> 0.0001").
     """
@@ -86,20 +92,25 @@ class CapturedStep:
         self.warmup = warmup
         self.settings = SettingsWatch(optimizers or {})
         self.on_recapture = on_recapture
-        self.calls = 0
+        self.calls: dict[Hashable, int] = {}
         self.captures = 0
-        self.graph: torch.cuda.CUDAGraph | None = None
+        self.recaptures = 0
+        self.graphs: dict[Hashable, torch.cuda.CUDAGraph] = {}
+        self._pool: Any = None
 
-    def __call__(self) -> None:
-        self.calls += 1
-        if self.graph is not None and (changes := self.settings.changes()):
+    def __call__(self, key: Hashable = None) -> None:
+        self.calls[key] = self.calls.get(key, 0) + 1
+        if self.graphs and (changes := self.settings.changes()):
             torch.cuda.synchronize()  # the last replay finishes before its graph and memory pool go
-            self.graph = None
+            self.graphs.clear()
+            self._pool = None
+            self.recaptures += 1
             if self.on_recapture is not None:
                 self.on_recapture(changes)
-        if self.graph is not None:
-            self.graph.replay()
-        elif self.calls <= self.warmup:
+        graph = self.graphs.get(key)
+        if graph is not None:
+            graph.replay()
+        elif self.calls[key] <= self.warmup:
             # Lazily created state (Adam's moments, cuBLAS handles and workspaces) comes into being
             # here, on a side stream, as CUDA graph capture requires.
             current = torch.cuda.current_stream()
@@ -109,23 +120,25 @@ class CapturedStep:
                 self.step()
             current.wait_stream(side)
         else:
-            self.graph = self._capture()
-            self.graph.replay()  # capture records the step; this runs it
+            self.graphs[key] = graph = self._capture()
+            graph.replay()  # capture records the step; this runs it
 
     def _capture(self) -> torch.cuda.CUDAGraph:
-        self.settings.mark()
+        if not self.graphs:
+            self.settings.mark()
+            self._pool = torch.cuda.graph_pool_handle()
         self.captures += 1
         graph = torch.cuda.CUDAGraph()
         for generator in self.generators:
             graph.register_generator_state(generator)
         torch.cuda.synchronize()
         try:
-            with torch.cuda.graph(graph):
+            with torch.cuda.graph(graph, pool=self._pool):
                 self.step()
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise GanforgeError(
-                f"the training step could not be captured as a CUDA graph ({first}); a plugin's model or loss "
-                "probably reads a value on the host; train with --set capture_step=false"
+                f"the training step could not be captured as a CUDA graph ({first}); a plugin's model, loss or "
+                "step term probably reads a value on the host; train with --set capture_step=false"
             ) from exc
         return graph

@@ -14,8 +14,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .devices import pick_device
-from .errors import GanforgeError
+from ..devices import pick_device
+from ..errors import GanforgeError
 
 T = TypeVar("T")
 
