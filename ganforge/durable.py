@@ -136,16 +136,35 @@ class FileLock:
         self._fd: int | None = None
 
     def acquire(self, busy: Callable[[str], str]) -> None:
-        """Take the lock or raise a GanforgeError with ``busy(pid)``: the holder's PID as the file names it."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            _lock(fd)
-        except OSError:
+        """Take the lock or raise a GanforgeError with ``busy(pid)``: the holder's PID as the file names it.
+
+        A holder may remove the file before it lets go (:meth:`release` with ``remove``); a lock taken
+        on a file that is no longer at the path is let go and taken again on the one that is.
+        """
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise StorageError(f"{describe_os_error(exc, self.path)} taking the lock") from None
+            try:
+                _lock(fd)
+            except OSError:
+                os.close(fd)
+                raise GanforgeError(busy(self.holder())) from None
+            try:
+                current = os.stat(self.path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(fd).st_ino:
+                break
+            _unlock(fd)
             os.close(fd)
-            raise GanforgeError(busy(self.holder())) from None
-        os.ftruncate(fd, _PID_OFFSET)
-        os.lseek(fd, _PID_OFFSET, os.SEEK_SET)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:  # the PID only names the holder in another process's message: a full disk must not stop us here
+            os.ftruncate(fd, _PID_OFFSET)
+            os.lseek(fd, _PID_OFFSET, os.SEEK_SET)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass
         self._fd = fd
 
     def holder(self) -> str:
@@ -157,8 +176,11 @@ class FileLock:
         except OSError:
             return "unknown"
 
-    def release(self) -> None:
+    def release(self, *, remove: bool = False) -> None:
+        """Let go of the lock; with ``remove``, delete the file first (while still holding it)."""
         if self._fd is not None:
+            if remove:
+                self.path.unlink(missing_ok=True)
             _unlock(self._fd)
             os.close(self._fd)
             self._fd = None

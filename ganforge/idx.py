@@ -36,6 +36,8 @@ def read_idx(path: Path) -> torch.Tensor:
     expected = 1
     for d in dims:
         expected *= d
+    if expected == 0:
+        raise GanforgeError(f"{path}: holds no images or labels (its header gives dimensions {dims})")
     if len(raw) - header != expected:
         raise GanforgeError(f"{path}: holds {len(raw) - header} data bytes, its header {dims} says {expected}; the file is truncated or corrupt")
     return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).view(*dims)

@@ -33,7 +33,7 @@ def open_image(source: Path | IO[bytes], mode: str, name: str | None = None) -> 
                 image.load()
                 return image.convert(mode)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageFileError(f"{label}: too large to decode ({exc}); is it a decompression bomb?") from None
+        raise ImageFileError(f"{label}: too large to decode ({' '.join(str(exc).split()).rstrip('.')})") from None
     except Exception as exc:  # noqa: BLE001 - a broken file can make the decoder raise almost anything
         detail = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise ImageFileError(f"{label}: not a readable image ({detail})") from None

@@ -94,9 +94,9 @@ class RunDir:
                 leftover.unlink(missing_ok=True)
             yield
         finally:
-            lock.release()
-            if not self.exists():
-                self.lock_path.unlink(missing_ok=True)
+            started = self.exists()
+            lock.release(remove=not started)
+            if not started:
                 _remove_empty([self.samples, self.checkpoints, *made])
 
     def create(self, config: dict[str, Any]) -> None:

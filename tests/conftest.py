@@ -28,3 +28,30 @@ def cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
                               capture_output=True, text=True, timeout=timeout)
 
     return run
+
+
+def write_distribution(site: Path, name: str, module: str, code: str, entry: str | None = None) -> Path:
+    """A plugin distribution installed into ``site`` as pip's ``--target`` leaves one: the module and a
+    dist-info folder whose entry point (group ``ganforge``) names it. Put ``site`` on PYTHONPATH to use it."""
+    site.mkdir(parents=True, exist_ok=True)
+    (site / f"{module}.py").write_text(code)
+    info = site / f"{name.replace('-', '_')}-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text(f"[ganforge]\n{entry or module} = {module}\n")
+    return site
+
+
+@pytest.fixture
+def one_line_error() -> Callable[[subprocess.CompletedProcess[str]], str]:
+    """Assert that a finished command failed with status 2 and exactly one line, ``ganforge: error: ...``; return it."""
+
+    def check(proc: subprocess.CompletedProcess[str], status: int = 2) -> str:
+        assert proc.returncode == status, (proc.returncode, proc.stderr)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        lines = [line for line in proc.stderr.strip().splitlines() if not line.startswith("ganforge: note:")]
+        assert len(lines) == 1, proc.stderr
+        assert lines[0].startswith("ganforge: error: "), proc.stderr
+        return lines[0]
+
+    return check

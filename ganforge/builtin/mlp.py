@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Annotated
 
 import torch
 from pydantic import Field
@@ -18,12 +19,15 @@ from ..nn import Discriminator, Generator
 from ..variant import DataShape, VariantConfig, VariantSpec
 
 
+Width = Annotated[int, Field(ge=1)]
+
+
 class MLPConfig(VariantConfig):
     """Architecture of the MLP GAN."""
 
     latent_dim: int = Field(100, ge=1, le=4096, description="size of z ~ N(0, I)")
-    g_hidden: tuple[int, ...] = Field((256, 512, 1024), min_length=1, description="generator hidden widths")
-    d_hidden: tuple[int, ...] = Field((512, 256), min_length=1, description="discriminator hidden widths")
+    g_hidden: tuple[Width, ...] = Field((256, 512, 1024), min_length=1, description="generator hidden widths")
+    d_hidden: tuple[Width, ...] = Field((512, 256), min_length=1, description="discriminator hidden widths")
     negative_slope: float = Field(0.2, ge=0, lt=1, description="LeakyReLU slope")
 
 

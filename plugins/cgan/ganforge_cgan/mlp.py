@@ -18,13 +18,13 @@ from pydantic import Field
 from torch import nn
 
 from ganforge import DataShape, Discriminator, GanforgeError, Generator
-from ganforge.builtin.mlp import MLPConfig, mlp_layers
+from ganforge.builtin.mlp import MLPConfig, Width, mlp_layers
 
 
 class CGANConfig(MLPConfig):
     """Architecture of the conditional MLP GAN."""
 
-    d_hidden: tuple[int, ...] = Field((1024, 512), min_length=1, description="discriminator hidden widths")
+    d_hidden: tuple[Width, ...] = Field((1024, 512), min_length=1, description="discriminator hidden widths")
     embed_dim: int = Field(10, ge=1, le=1024, description="size of the learned label embedding")
     label_every_layer: bool = Field(True, description="G joins the label embedding to every layer's input, not only to z")
     projection: bool = Field(True, description="D also adds <embed(y), phi(x)> on its last hidden layer (Miyato & Koyama 2018)")
