@@ -3,6 +3,11 @@ the same run by the same evaluator on the same number of steps.
 
     python benchmarks/quality.py --data mnist5k fashion-mnist --epochs 20
     python benchmarks/quality.py --data fashion-mnist --variants cgan --seeds 0 1 2   # and their mean
+    python benchmarks/quality.py --data mnist5k --variants dcgan --subset 500 --augment none diffaugment ada --seeds 0 1 2
+
+``--subset N`` trains on a class-balanced N-image subset for as many steps as the full data would
+take, scored against the full data; ``--augment`` and ``--reg`` add one row group per choice ("none"
+for neither).
 
 Each row: variant, data, steps, wall time, FID on the evaluator's features (cFID), KID, precision,
 recall, classes covered, and for conditional variants the share of samples classified as the class
@@ -36,7 +41,7 @@ from ganforge.variant import build_models  # noqa: E402
 from ganforge.variant import DataShape  # noqa: E402
 
 SAMPLES = 5000
-HEADER = (f"{'variant':10} {'seed':>4} {'data':14} {'steps':>6} {'wall s':>7} {'cFID':>8} {'KID':>8} {'prec':>5} "
+HEADER = (f"{'variant':20} {'seed':>4} {'data':14} {'steps':>6} {'wall s':>7} {'cFID':>8} {'KID':>8} {'prec':>5} "
           f"{'recall':>6} {'modes':>5} {'cond acc (se)':>13}")
 MEAN_KEYS = ("fid", "kid", "precision", "recall", "modes", "conditional_accuracy")
 
@@ -47,13 +52,35 @@ def row(variant: str, seed: int | str, data: str, steps: int, wall: float, f: di
         se = f.get("conditional_accuracy_se")
         cond = f"{f['conditional_accuracy']:.3f}" + (f" ({se:.3f})" if se is not None else "")
     modes = f"{f['modes']:g}" if "modes" in f else "-"
-    return (f"{variant:10} {seed:>4} {data:14} {steps:6d} {wall:7.0f} {f['fid']:8.3f} {f['kid']:8.4f} "
+    return (f"{variant:20} {seed:>4} {data:14} {steps:6d} {wall:7.0f} {f['fid']:8.3f} {f['kid']:8.4f} "
             f"{f['precision']:5.2f} {f['recall']:6.2f} {modes:>5} {cond:>13}")
 
 
 def mean_figures(runs: list[dict]) -> dict:
-    """Each figure's mean over training seeds (the spread between seeds is in the rows above it)."""
+    """Each figure's mean over training seeds."""
     return {k: statistics.fmean(r[k] for r in runs) for k in MEAN_KEYS if k in runs[0]}
+
+
+def sd_figures(runs: list[dict]) -> dict:
+    """Each figure's standard deviation over training seeds: how far a seed moves it."""
+    return {k: statistics.stdev(r[k] for r in runs) for k in MEAN_KEYS if k in runs[0]}
+
+
+def arms(augments: list[str], regs: list[str]) -> list[tuple[str, dict]]:
+    """(label suffix, extra TrainConfig settings) for each pairing of an augmentation and a regulariser."""
+    out = []
+    for augment in augments:
+        for reg in regs:
+            settings: dict = {}
+            label = ""
+            if augment != "none":
+                settings["augment"] = {"name": augment}
+                label += f"+{augment}"
+            if reg != "none":
+                settings["regularizers"] = [{"name": reg}]
+                label += f"+{reg}"
+            out.append((label, settings))
+    return out
 
 
 def reference_figures(data_name: str, data, steps: int, evaluation: Evaluation, workdir: Path) -> tuple[float, dict]:
@@ -81,6 +108,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
                         help="train each variant once per seed; with several, a 'mean' row follows")
     parser.add_argument("--out", type=Path, default=Path("runs/quality"))
+    parser.add_argument("--subset", type=int, help="train on a class-balanced subset of this many images")
+    parser.add_argument("--augment", nargs="+", default=["none"], help="augmentations to compare (none: without)")
+    parser.add_argument("--reg", nargs="+", default=["none"], help="regularisers to compare (none: without)")
     args = parser.parse_args()
     catalog = load_catalog()
     evaluators = {}
@@ -97,20 +127,26 @@ def main() -> None:
                     wall, figures = reference_figures(data_name, data, steps, evaluation, Path(tmp))
                     print(row(variant, 0, data_name, steps, wall, figures), flush=True)
                     continue
-                runs, walls = [], []
-                for seed in args.seeds:
-                    out = args.out / f"{variant}-{data_name}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-                    start = time.perf_counter()
-                    train(TrainConfig(variant=variant, steps=steps, seed=seed, data={"name": data_name}, out=out,
-                                      sample_every=max(1, steps // 4)))
-                    walls.append(time.perf_counter() - start)
-                    runs.append(evaluation.run(load_run(out, device="cpu").generator))
-                    (out / "quality.json").write_text(json.dumps(runs[-1], indent=2))
-                    print(row(variant, seed, data_name, steps, walls[-1], runs[-1]), flush=True)
-                if len(runs) > 1:
-                    print(row(variant, "mean", data_name, steps, statistics.fmean(walls), mean_figures(runs)), flush=True)
+                for suffix, extra in arms(args.augment, args.reg):
+                    label = variant + suffix
+                    data_settings = {"name": data_name, **({"subset": args.subset} if args.subset else {})}
+                    runs, walls = [], []
+                    for seed in args.seeds:
+                        out = args.out / f"{label}-{data_name}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+                        start = time.perf_counter()
+                        train(TrainConfig(variant=variant, steps=steps, seed=seed, data=data_settings, out=out,
+                                          sample_every=max(1, steps // 4), **extra))
+                        walls.append(time.perf_counter() - start)
+                        runs.append(evaluation.run(load_run(out, device="cpu").generator))
+                        (out / "quality.json").write_text(json.dumps(runs[-1], indent=2))
+                        print(row(label, seed, data_name, steps, walls[-1], runs[-1]), flush=True)
+                    if len(runs) > 1:
+                        print(row(label, "mean", data_name, steps, statistics.fmean(walls), mean_figures(runs)), flush=True)
+                        print(row(label, "sd", data_name, steps, statistics.stdev(walls), sd_figures(runs)), flush=True)
     names = ", ".join(f"{name} (sha256 {digest}...)" for name, digest in evaluators.items())
-    print(f"\nevaluators: {names}; {SAMPLES} samples vs {SAMPLES} training images (seed 0); "
+    trained_on = f"a class-balanced subset of {args.subset} images (seed 0) for as many steps as all of them take" \
+        if args.subset else "all of it"
+    print(f"\nevaluators: {names}; {SAMPLES} samples vs {SAMPLES} training images (seed 0); trained on {trained_on}; "
           "reference = the seed's loop (MLP, BCE, Adam 2e-4, batch 64)")
 
 

@@ -1,4 +1,4 @@
-"""The registries of variants, losses, data sets and metrics, filled by asking each plugin in turn."""
+"""The registries of variants, losses, step terms, data sets and metrics, filled by asking each plugin in turn."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from typing import Any
 
 import pluggy
 
+from .augment import AugmentationSpec
 from .data import DatasetSpec
 from .losses import AdversarialLoss
 from .metrics.spec import MetricSpec
 from .plugins import PluginLoadError, PluginWarning, make_plugin_manager, strict_plugins
 from .registry import NameClash, Registry
+from .regularizers import RegularizerSpec
 from .variant import VariantSpec
 
 
@@ -23,6 +25,8 @@ class Catalog:
     pm: pluggy.PluginManager
     variants: Registry[VariantSpec]
     losses: Registry[AdversarialLoss]
+    regularizers: Registry[RegularizerSpec]
+    augmentations: Registry[AugmentationSpec]
     datasets: Registry[DatasetSpec]
     metrics: Registry[MetricSpec]
 
@@ -70,9 +74,12 @@ def _collect(pm: pluggy.PluginManager, hook_name: str, registry: Registry[Any], 
 def load_catalog(pm: pluggy.PluginManager | None = None) -> Catalog:
     """Collect what every plugin registers; ``pm`` defaults to :func:`make_plugin_manager`."""
     pm = pm or make_plugin_manager()
-    catalog = Catalog(pm, Registry("variant"), Registry("loss"), Registry("data set"), Registry("metric"))
+    catalog = Catalog(pm, Registry("variant"), Registry("loss"), Registry("regulariser"), Registry("augmentation"),
+                      Registry("data set"), Registry("metric"))
     _collect(pm, "ganforge_register_variants", catalog.variants, VariantSpec)
     _collect(pm, "ganforge_register_losses", catalog.losses, AdversarialLoss)
+    _collect(pm, "ganforge_register_regularizers", catalog.regularizers, RegularizerSpec)
+    _collect(pm, "ganforge_register_augmentations", catalog.augmentations, AugmentationSpec)
     _collect(pm, "ganforge_register_datasets", catalog.datasets, DatasetSpec)
     _collect(pm, "ganforge_register_metrics", catalog.metrics, MetricSpec)
     return catalog

@@ -59,25 +59,39 @@ def cmd_variants(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list_entries(kind: str) -> int:
+def _list_entries(args: argparse.Namespace, kind: str) -> int:
+    """List what plugins registered of ``kind``, with provenance; ``--options NAME`` prints one entry's option schema."""
     from .catalog import load_catalog
 
-    registry = getattr(load_catalog(), kind)
-    rows = [[e.name, ",".join(e.aliases) or "-", e.plugin, e.value.description] for e in registry]
-    print(_table(rows, ["NAME", "ALIASES", "PLUGIN", "DESCRIPTION"]))
+    catalog = load_catalog()
+    registry = getattr(catalog, kind)
+    if getattr(args, "options", None):
+        print(json.dumps(registry.get(args.options).options.model_json_schema(), indent=2))
+        return 0
+    rows = [[e.name, ",".join(e.aliases) or "-", e.plugin, catalog.distribution(e.plugin) or "-", e.value.description]
+            for e in registry]
+    print(_table(rows, ["NAME", "ALIASES", "PLUGIN", "DISTRIBUTION", "DESCRIPTION"]))
     return 0
 
 
 def cmd_losses(args: argparse.Namespace) -> int:
-    return _list_entries("losses")
+    return _list_entries(args, "losses")
+
+
+def cmd_regularizers(args: argparse.Namespace) -> int:
+    return _list_entries(args, "regularizers")
+
+
+def cmd_augmentations(args: argparse.Namespace) -> int:
+    return _list_entries(args, "augmentations")
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    return _list_entries("datasets")
+    return _list_entries(args, "datasets")
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    return _list_entries("metrics")
+    return _list_entries(args, "metrics")
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -114,7 +128,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _settings_from_flags(args: argparse.Namespace, model_fields: Any) -> dict[str, Any]:
     """What the flags, ``--set`` and ``--config`` ask for (and nothing else), shaped as a TrainConfig dict."""
-    from .config import apply_sets
+    from .config import apply_sets, parse_term
 
     settings: dict[str, Any] = _read_toml(args.config) if args.config else {}
     for table in ("data", "model"):
@@ -131,6 +145,10 @@ def _settings_from_flags(args: argparse.Namespace, model_fields: Any) -> dict[st
         settings["compile"] = args.compile
     if args.loggers:
         settings["loggers"] = args.loggers
+    if args.regularizers:
+        settings["regularizers"] = [parse_term(text, "--reg") for text in args.regularizers]
+    if args.augment is not None:
+        settings["augment"] = None if args.augment == "none" else parse_term(args.augment, "--augment")
     apply_sets(settings, args.set, model_fields)
     return {key: value for key, value in settings.items() if value != {} or key not in ("data", "model")}
 
@@ -334,6 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plugins)
 
     sub.add_parser("losses", help="list adversarial losses").set_defaults(func=cmd_losses)
+    p = sub.add_parser("regularizers", help="list step terms on D's or G's objective (--reg)")
+    p.add_argument("--options", metavar="NAME", help="print the JSON schema of a regulariser's options")
+    p.set_defaults(func=cmd_regularizers)
+    p = sub.add_parser("augmentations", help="list augmentations of what D sees (--augment)")
+    p.add_argument("--options", metavar="NAME", help="print the JSON schema of an augmentation's options")
+    p.set_defaults(func=cmd_augmentations)
     sub.add_parser("datasets", help="list data sets").set_defaults(func=cmd_datasets)
     sub.add_parser("metrics", help="list evaluation metrics").set_defaults(func=cmd_metrics)
 
@@ -362,6 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile G and D (default: off; on one CUDA process the whole step is "
                         "captured as a CUDA graph instead, --set capture_step=false to turn that off)")
+    p.add_argument("--reg", action="append", dest="regularizers", metavar="NAME[:KEY=VALUE,...]",
+                   help="add a regulariser, e.g. --reg r1:gamma=10 --reg lecam:weight=0.3 (`ganforge regularizers`); "
+                        "weight=0 drops one the variant's recipe adds")
+    p.add_argument("--augment", metavar="NAME[:KEY=VALUE,...]",
+                   help="augment every image D sees, e.g. --augment diffaugment:policy=color,translation or --augment ada "
+                        "(`ganforge augmentations`); none: no augmentation")
     p.add_argument("--logger", action="append", dest="loggers", choices=["tensorboard"],
                    help="also log to TensorBoard (RUN_DIR/tensorboard)")
     p.add_argument("--config", type=Path, metavar="FILE.toml", help="settings file; flags override it")

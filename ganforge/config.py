@@ -18,6 +18,46 @@ Beta = Annotated[float, Field(ge=0, lt=1)]
 M = TypeVar("M", bound=BaseModel)
 
 
+class TermChoice(BaseModel):
+    """A step term picked by name (a regulariser or an augmentation), with its options as further keys:
+    ``{"name": "r1", "gamma": 10}``. The options are checked against the term's own model when a run starts."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str = Field(description="registered name (see `ganforge regularizers` and `ganforge augmentations`)")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+def parse_term(text: str, flag: str) -> dict[str, Any]:
+    """``NAME`` or ``NAME:KEY=VALUE,KEY=VALUE`` (the CLI's ``--reg`` and ``--augment``) as a TermChoice dict.
+
+    A value is read as JSON where it parses, as a string otherwise; a comma-separated piece without
+    ``=`` continues the value before it, so ``diffaugment:policy=color,translation`` keeps its list.
+    """
+    name, _, rest = text.partition(":")
+    if not name.strip():
+        raise GanforgeError(f"{flag} {text!r}: expected NAME or NAME:KEY=VALUE,..., e.g. {flag} r1:gamma=10")
+    choice: dict[str, Any] = {"name": name.strip()}
+    raw: dict[str, str] = {}
+    key = None
+    for piece in rest.split(",") if rest else []:
+        if "=" in piece:
+            key, _, value = piece.partition("=")
+            key = key.strip()
+            if not key or key == "name":
+                raise GanforgeError(f"{flag} {text!r}: {piece!r} names no option; expected KEY=VALUE")
+            raw[key] = value
+        elif key is None:
+            raise GanforgeError(f"{flag} {text!r}: {piece!r} is not KEY=VALUE")
+        else:
+            raw[key] += "," + piece
+    choice.update({k: _parse_value(v) for k, v in raw.items()})
+    return choice
+
+
 class DataConfig(BaseModel):
     """Which data set to train on and how to read it."""
 
@@ -28,6 +68,9 @@ class DataConfig(BaseModel):
     image_size: int | None = Field(None, ge=4, le=1024, description="resize images to this square size")
     channels: Literal[1, 3] | None = Field(None, description="force grey (1) or colour (3) images")
     download: bool = Field(True, description="let torchvision download the data set when it is missing")
+    subset: int | None = Field(
+        None, ge=1, description="train on this many images only: a seeded, class-balanced subset (limited-data experiments)")
+    subset_seed: int = Field(0, ge=0, lt=SEED_LIMIT, description="picks the subset's images")
 
 
 class TrainConfig(BaseModel):
@@ -48,7 +91,12 @@ class TrainConfig(BaseModel):
     fake_labels: Literal["uniform", "data"] = Field(
         "uniform", description="conditional variants: draw fake labels uniformly or at the data's class frequencies")
     n_critic: int = Field(1, ge=1, le=100, description="discriminator updates per generator update")
-    gradient_penalty: float = Field(0.0, ge=0, description="weight of the WGAN-GP gradient penalty on D")
+    gradient_penalty: float = Field(0.0, ge=0, description="weight of the WGAN-GP penalty on D: a shorthand for "
+                                                          "regularizers=[{name: wgan-gp, weight: W}]")
+    regularizers: list[TermChoice] = Field(
+        default_factory=list, description="step terms on D's or G's objective, e.g. [{name: r1, gamma: 10}] (`ganforge regularizers`)")
+    augment: TermChoice | None = Field(
+        None, description="augmentation of every image D sees, e.g. {name: diffaugment} (`ganforge augmentations`)")
     ema: float | None = Field(None, gt=0, lt=1, description="decay of an exponential moving average of G")
     ema_start: int = Field(
         0, ge=0, description="steps before the EMA starts averaging (until then it copies G): early generators average to blur")

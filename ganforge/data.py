@@ -56,6 +56,29 @@ class ImageData:
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
+    def subset(self, n: int, seed: int) -> ImageData:
+        """``n`` of the images, chosen with ``seed``; where the data has classes, the same number of
+        each (the first ``n % classes`` classes one more), for limited-data experiments."""
+        if n >= len(self.images):
+            raise GanforgeError(f"data.subset {n}: {self.source} holds only {len(self.images)} images; "
+                                "ask for fewer, or drop data.subset to train on all of them")
+        g = torch.Generator().manual_seed(seed)
+        if self.labels is None or self.num_classes is None:
+            index = torch.randperm(len(self.images), generator=g)[:n]
+        else:
+            picks = []
+            for c in range(self.num_classes):
+                members = (self.labels == c).nonzero().flatten()
+                quota = n // self.num_classes + (c < n % self.num_classes)
+                if len(members) < quota:
+                    raise GanforgeError(f"data.subset {n}: class {c} of {self.source} has {len(members)} images, "
+                                        f"fewer than its share of {quota}; ask for fewer")
+                picks.append(members[torch.randperm(len(members), generator=g)[:quota]])
+            index = torch.cat(picks).sort().values
+        labels = self.labels[index] if self.labels is not None else None
+        return ImageData(self.images[index], labels, self.num_classes, f"{self.source} (a subset of {n}, seed {seed})",
+                         self.class_names)
+
 
 @dataclass(frozen=True)
 class DatasetSpec:

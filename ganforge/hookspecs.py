@@ -30,6 +30,18 @@ def ganforge_register_losses(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def ganforge_register_regularizers(register: Callable[..., None]) -> None:
+    """Register step terms on D's or G's objective: call ``register(spec)`` with a
+    :class:`ganforge.regularizers.RegularizerSpec` for each (``--reg NAME``)."""
+
+
+@hookspec
+def ganforge_register_augmentations(register: Callable[..., None]) -> None:
+    """Register augmentations of every image D sees: call ``register(spec)`` with a
+    :class:`ganforge.augment.AugmentationSpec` for each (``--augment NAME``)."""
+
+
+@hookspec
 def ganforge_register_datasets(register: Callable[..., None]) -> None:
     """Register data sets: call ``register(spec)`` with a :class:`ganforge.data.DatasetSpec` for each."""
 

@@ -21,6 +21,8 @@ from .errors import GanforgeError
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "ganforge.losses",
+    "ganforge.regularizers",
+    "ganforge.augment",
     "ganforge.data",
     "ganforge.builtin.mlp",
     "ganforge.metrics.builtin",

@@ -17,6 +17,7 @@ KNOWN_PROVIDERS: Mapping[str, str] = {
     "dcgan": "ganforge-dcgan",
     "cgan": "ganforge-cgan",
     "cdcgan": "ganforge-cgan",
+    "acgan": "ganforge-cgan",
 }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from .catalog import load_catalog
 from .losses import AdversarialLoss
@@ -38,8 +39,12 @@ def _expect_input_error(call: Any, what: str) -> None:
 
 
 def check_pair(spec: VariantSpec, config: Any, shape: DataShape, batch: int,
-               losses: Sequence[AdversarialLoss]) -> None:
-    """Check one built pair on one batch size: shapes, range, finite losses, gradients, bad inputs."""
+               losses: Sequence[AdversarialLoss], terms: Sequence[Any] = ()) -> None:
+    """Check one built pair on one batch size: shapes, range, finite losses, gradients, bad inputs.
+
+    ``terms`` are the built regularisers the variant carries (``spec.terms``): their penalties join
+    each loss, as in training, so that a head only they train (an auxiliary classifier) gets gradients.
+    """
     torch.manual_seed(0)
     g, d = build_models(spec, config, shape)
     _expect(isinstance(g, Generator) and isinstance(d, Discriminator), "builders must return Generator / Discriminator")
@@ -56,21 +61,46 @@ def check_pair(spec: VariantSpec, config: Any, shape: DataShape, batch: int,
     _expect(bool(torch.isfinite(fake).all()), "G output holds NaN or Inf")
     _expect(float(fake.min()) >= -1.0 and float(fake.max()) <= 1.0,
             f"G output must lie in [-1, 1], got [{float(fake.min()):.4f}, {float(fake.max()):.4f}]")
+    # 64 codes, all for one class: a G that ignores z draws every image alike (a small G at its
+    # initialisation may leave a few codes in a dead region, not all of them).
+    probe = g.sample_latent(64)
+    same_class = torch.zeros(64, dtype=torch.long) if shape.num_classes else None
+    g.eval()
+    with torch.no_grad():
+        apart = g(probe, same_class)
+    g.train()
+    _expect(bool((apart - apart[:1]).abs().amax() > 0), "G ignores its latent code: every z gives the same image")
     real = torch.rand(batch, *shape.image_shape) * 2 - 1
     scores = d(real, labels)
     _expect(scores.shape == (batch, 1), f"D output: expected ({batch}, 1) logits, got {tuple(scores.shape)}")
+
+    def with_terms(value: torch.Tensor, phase: str, fakes: torch.Tensor, d_real: torch.Tensor | None,
+                   d_fake: torch.Tensor) -> torch.Tensor:
+        import contextlib
+
+        from .regularizers import PhaseView
+
+        for term in terms:
+            if phase in term.phases:
+                view = PhaseView(phase, 0, real, labels, fakes, labels, d_real, d_fake, d, d, g,  # type: ignore[arg-type]
+                                 torch.Generator().manual_seed(0), contextlib.nullcontext, lambda images: images)
+                value = value + term.penalty(view)
+        return value
 
     for loss in losses:
         g.zero_grad(set_to_none=True)
         d.zero_grad(set_to_none=True)
         fake = g(z, labels)
-        d_loss = loss.d_loss(d(real, labels), d(fake.detach(), labels))
+        d_real, d_fake = d(real, labels), d(fake.detach(), labels)
+        d_loss = with_terms(loss.d_loss(d_real, d_fake), "d", fake.detach(), d_real, d_fake)
         _expect(d_loss.dim() == 0 and bool(torch.isfinite(d_loss)), f"loss {loss.name}: D loss must be a finite scalar, got {d_loss}")
         d_loss.backward()
         for name, p in d.named_parameters():
             _expect(p.grad is not None and bool(torch.isfinite(p.grad).all()),
                     f"loss {loss.name}: D parameter {name!r} got no finite gradient")
-        g_loss = loss.g_loss(d(fake, labels))
+        g_fake = d(fake, labels)
+        g_real = d(real, labels).detach() if loss.g_needs_real else None
+        g_loss = with_terms(loss.g_loss(g_real, g_fake), "g", fake, g_real, g_fake)
         _expect(g_loss.dim() == 0 and bool(torch.isfinite(g_loss)), f"loss {loss.name}: G loss must be a finite scalar, got {g_loss}")
         g_loss.backward()
         for name, p in g.named_parameters():
@@ -112,17 +142,28 @@ def check_variant(
     (default: the config's defaults); every registered loss is tried unless ``losses`` is given.
     Raises :class:`ContractViolation` (an AssertionError) naming what broke.
     """
+    try:
+        spec.config()
+    except ValidationError as exc:
+        missing = [".".join(map(str, e["loc"])) for e in exc.errors() if e["type"] == "missing"]
+        _expect(not missing, f"config field {missing[0]!r} has no default; every knob needs one, since the CLI "
+                             "builds the config from --set")
+        raise ContractViolation(f"the config's defaults do not validate: {exc.errors()[0]['msg']}") from exc
     loss_values = list(losses) if losses is not None else [entry.value for entry in load_catalog().losses]
     shapes = list(image_shapes or spec.example_shapes)
     config_strategy = configs if configs is not None else st.just(spec.make_config())
     class_strategy = st.sampled_from(list(num_classes)) if spec.conditional else st.none()
+
+    catalog = load_catalog()
+    term_specs = [(catalog.regularizers.get(t["name"]), {k: v for k, v in t.items() if k != "name"}) for t in spec.terms]
 
     @settings(max_examples=max_examples, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(config=config_strategy, image_shape=st.sampled_from(shapes),
            classes=class_strategy, batch=batch_sizes)
     def run(config: Any, image_shape: tuple[int, int, int], classes: int | None, batch: int) -> None:
-        check_pair(spec, config, DataShape(*image_shape, classes), batch, loss_values)
+        terms = [term.build(term.options.model_validate(options)) for term, options in term_specs]
+        check_pair(spec, config, DataShape(*image_shape, classes), batch, loss_values, terms)
 
     run()
 
@@ -141,3 +182,110 @@ def assert_states_equal(a: Any, b: Any, where: str = "state") -> None:
         _expect(isinstance(b, torch.Tensor) and torch.equal(a, b), f"{where}: tensors differ")
     else:
         _expect(a == b, f"{where}: {a!r} != {b!r}")
+
+
+def _term_setup(shape: tuple[int, int, int], batch: int, seed: int = 0) -> tuple[Any, Any, torch.Tensor, torch.Tensor]:
+    """A tiny G and D (the built-in MLP's) and a real and a fake batch, for checking step terms."""
+    from .builtin.mlp import MLP
+
+    torch.manual_seed(seed)
+    g, d = build_models(MLP, MLP.make_config({"latent_dim": 8, "g_hidden": [16], "d_hidden": [16]}), DataShape(*shape))
+    real = torch.rand(batch, *shape) * 2 - 1
+    fake = g(g.sample_latent(batch))
+    return g, d, real, fake
+
+
+def _view(phase: str, g: Any, d: Any, real: torch.Tensor, fake: torch.Tensor, seed: int) -> Any:
+    import contextlib
+
+    from .regularizers import PhaseView
+
+    noise = torch.Generator().manual_seed(seed)
+    fake_seen = fake.detach() if phase == "d" else fake
+    return PhaseView(phase, 0, real, None, fake_seen, None, d(real) if phase == "d" else None, d(fake_seen),  # type: ignore[arg-type]
+                     d, d, g, noise, contextlib.nullcontext, lambda images: images)
+
+
+def check_regularizer(spec: Any, options: Any = None, *, image_shape: tuple[int, int, int] = (1, 8, 8),
+                      batch: int = 6) -> None:
+    """Check a :class:`ganforge.regularizers.RegularizerSpec` as the step relies on it.
+
+    Built from ``options`` (its defaults where None), in each phase it declares: the penalty is a
+    finite scalar; gradients reach D's weights in D's phase (G's in G's phase) and are finite; the
+    same random generator state gives the same penalty; and it changes neither the images it is
+    shown nor any weight. Raises :class:`ContractViolation` naming what broke.
+    """
+    import copy
+
+    from .regularizers import Regularizer
+
+    options = options if options is not None else spec.options()
+    module = spec.build(options)
+    _expect(isinstance(module, Regularizer), f"{spec.name}: build() returned {type(module).__name__}, not a Regularizer")
+    _expect(set(module.phases) <= {"d", "g"} and module.phases, f"{spec.name}: phases must be 'd' and/or 'g', got {module.phases}")
+    for phase in module.phases:
+        g, d, real, fake = _term_setup(image_shape, batch)
+        before = (real.clone(), fake.detach().clone(), copy.deepcopy(d.state_dict()), copy.deepcopy(g.state_dict()))
+        state = copy.deepcopy(module.state_dict())
+        value = module.penalty(_view(phase, g, d, real, fake, seed=1))
+        _expect(isinstance(value, torch.Tensor) and value.dim() == 0 and bool(torch.isfinite(value)),
+                f"{spec.name} ({phase} phase): the penalty must be a finite scalar tensor, got {value!r}")
+        model = d if phase == "d" else g
+        model.zero_grad(set_to_none=True)
+        value.backward(retain_graph=True)
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        _expect(bool(grads), f"{spec.name} ({phase} phase): no gradient reaches {'D' if phase == 'd' else 'G'}'s weights")
+        _expect(all(bool(torch.isfinite(grad).all()) for grad in grads), f"{spec.name} ({phase} phase): non-finite gradients")
+        _expect(torch.equal(before[0], real) and torch.equal(before[1], fake.detach()),
+                f"{spec.name} ({phase} phase): it changed the images it was shown in place")
+        assert_states_equal(before[2], d.state_dict(), f"{spec.name}: D's state")
+        assert_states_equal(before[3], g.state_dict(), f"{spec.name}: G's state")
+        module.load_state_dict(state)
+        again = module.penalty(_view(phase, g, d, real, fake, seed=1))
+        _expect(torch.equal(value.detach(), again.detach()),
+                f"{spec.name} ({phase} phase): the same random state gave {float(value.detach())} and then "
+                f"{float(again.detach())}; "
+                "draw random numbers from view.noise only")
+
+
+def check_augmentation(spec: Any, options: Any = None, *,
+                       image_shapes: Sequence[tuple[int, int, int]] = ((1, 8, 8), (3, 16, 16)), batch: int = 8,
+                       draws: int = 200, tolerance: float = 0.1) -> None:
+    """Check a :class:`ganforge.augment.AugmentationSpec` as the step relies on it.
+
+    Built from ``options`` (its defaults where None), on each image shape: the output has the
+    input's shape and dtype and is finite; gradients reach the input and are finite; the same random
+    generator state gives the same output; and real and fake images are treated alike: an image
+    placed in the first half of a batch (where the step puts real ones) or in the second (fake ones)
+    comes out the same on average over ``draws`` batches, within ``tolerance``.
+    """
+    import copy
+
+    from .augment import Augmentation
+
+    options = options if options is not None else spec.options()
+    for shape in image_shapes:
+        module = spec.build(options)
+        _expect(isinstance(module, Augmentation), f"{spec.name}: build() returned {type(module).__name__}, not an Augmentation")
+        images = (torch.rand(batch, *shape, generator=torch.Generator().manual_seed(0)) * 2 - 1).requires_grad_(True)
+        state = copy.deepcopy(module.state_dict())
+        out = module(images, torch.Generator().manual_seed(1))
+        _expect(out.shape == images.shape and out.dtype == images.dtype,
+                f"{spec.name}: {tuple(images.shape)} {images.dtype} in, {tuple(out.shape)} {out.dtype} out")
+        _expect(bool(torch.isfinite(out).all()), f"{spec.name}: the output holds NaN or Inf")
+        out.square().sum().backward()
+        _expect(images.grad is not None and bool(torch.isfinite(images.grad).all()),
+                f"{spec.name}: no finite gradient reaches the images")
+        module.load_state_dict(state)
+        again = module(images.detach(), torch.Generator().manual_seed(1))
+        _expect(torch.equal(out.detach(), again), f"{spec.name}: the same random state gave other images; "
+                                                  "draw random numbers from the generator it is given only")
+        one = images.detach()[:1]
+        pair = one.expand(2, *shape)
+        noise = torch.Generator().manual_seed(2)
+        with torch.no_grad():
+            outputs = torch.stack([module(pair, noise) for _ in range(draws)])
+        first, second = outputs[:, 0].mean(0), outputs[:, 1].mean(0)
+        gap = float((first - second).abs().mean())
+        _expect(gap <= tolerance, f"{spec.name}: an image in the real half and in the fake half of a batch comes out "
+                                  f"differently on average (mean gap {gap:.3f} over {draws} draws)")

@@ -63,6 +63,9 @@ class VariantSpec:
     """(C, H, W) shapes the variant supports, which ``ganforge.testing.check_variant`` tries."""
     recipe: Mapping[str, Any] = field(default_factory=dict)
     """Training settings (TrainConfig fields, e.g. ``{"ema": 0.999}``) used unless the user sets them."""
+    terms: tuple[Mapping[str, Any], ...] = ()
+    """Step terms the variant always trains with, as ``{"name": ..., option: value}`` (an auxiliary
+    classifier's loss, say): part of the model, where ``recipe`` only holds defaults the user may change."""
     legacy_config: Mapping[str, Any] = field(default_factory=dict)
     """Config fields added after runs were recorded without them, each with the value that rebuilds
     those older runs' models (a new field's default may build a different network)."""

@@ -1,8 +1,11 @@
 """Run under torchrun by test_distributed.py: trains through ganforge's loop, then every rank saves
-the state it ended with, so the test can compare ranks. Usage: ddp_probe.py OUT VARIANT STEPS [resume]"""
+the state it ended with, so the test can compare ranks. Usage: ddp_probe.py OUT VARIANT STEPS [resume];
+GANFORGE_PROBE_SETTINGS may hold more TrainConfig settings as JSON."""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -20,7 +23,8 @@ class SaveEveryRank:
     @hookimpl
     def ganforge_train_end(self, context, status):
         state = {"generator": context.generator.state_dict(), "discriminator": context.discriminator.state_dict(),
-                 "opt_g": context.opt_g.state_dict(), "step": context.step}
+                 "opt_g": context.opt_g.state_dict(), "step": context.step,
+                 "augmentation": None if context.augmentation is None else context.augmentation.state_dict()}
         torch.save(state, self.out.parent / f"{self.out.name}-rank{context.rank}.pt")
 
 
@@ -33,8 +37,9 @@ def main() -> None:
         resume(out, steps=steps, catalog=catalog)
     else:
         model = {"base_width": 4} if variant == "dcgan" else {"g_hidden": [32], "d_hidden": [32]}
+        extra = json.loads(os.environ.get("GANFORGE_PROBE_SETTINGS", "{}"))
         train(TrainConfig(variant=variant, model=model, device="cpu", steps=steps, batch_size=16, log_every=2,
-                          checkpoint_every=3, out=out, ema=0.9), catalog)
+                          checkpoint_every=3, out=out, ema=0.9, **extra), catalog)
     close_distributed()
 
 

@@ -68,3 +68,12 @@ def test_quality_scores_the_reference_and_a_variant(tmp_path: Path) -> None:
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_gpu_benchmark_says_it_needs_cuda(tmp_path: Path) -> None:
     assert bench("gpu.py", cwd=tmp_path, returncode=1).strip() == "benchmarks/gpu.py needs a CUDA device"
+
+
+def test_quality_compares_augmentations_on_a_subset(tmp_path: Path) -> None:
+    out = bench("quality.py", "--data", "mnist5k", "--variants", "mlp", "--epochs", "0.02", "--subset", "100",
+                "--augment", "none", "diffaugment", "--seeds", "0", "1", "--out", str(tmp_path / "runs"), cwd=tmp_path)
+    for label in ("mlp", "mlp+diffaugment"):
+        for seed in ("0", "1", "mean", "sd"):
+            assert re.search(rf"^{re.escape(label)} +{seed} mnist5k +1 +\d+ +{NUMBER} ", out, re.M), out
+    assert "trained on a class-balanced subset of 100 images" in out

@@ -33,8 +33,8 @@ RESTART_ARGS = ("train", "mlp", "--device", "cpu", "--steps", "8", "--batch-size
                 "--set", "log_every=1", "--set", "checkpoint_every=4")
 
 
-def torchrun(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+def torchrun(*args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1", **(env or {})}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *args],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 or not check, proc.stdout + proc.stderr
@@ -72,6 +72,21 @@ def test_ranks_end_identical_and_resume_exactly(tmp_path: Path, variant: str) ->
     resumed = torch.load(tmp_path / "halves" / "checkpoints" / "last.pt", weights_only=True)
     for key in ("generator", "discriminator", "opt_g", "opt_d", "ema"):
         assert_states_equal(last[key], resumed[key], key)
+
+
+def test_ada_ends_with_the_same_p_and_weights_on_every_rank(tmp_path: Path) -> None:
+    # Each rank sees other images and draws other augmentations; the overfitting signal is all-reduced,
+    # so every rank moves p alike, and DDP keeps the weights alike.
+    settings = {"GANFORGE_PROBE_SETTINGS": json.dumps({"augment": {"name": "ada", "kimg": 0.2, "interval": 2},
+                                                       "regularizers": [{"name": "r1", "interval": 2}]})}
+    torchrun(str(PROBE), str(tmp_path / "run"), "mlp", "8", cwd=tmp_path, env=settings)
+    rank0, rank1 = (torch.load(tmp_path / f"run-rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert rank0["augmentation"]["p"] > 0
+    assert_states_equal(rank0["augmentation"], rank1["augmentation"], "augmentation")
+    for key in ("generator", "discriminator", "opt_g"):
+        assert_states_equal(rank0[key], rank1[key], key)
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert_states_equal(last["terms"]["augment"], rank0["augmentation"], "checkpointed augmentation")
 
 
 @pytest.fixture

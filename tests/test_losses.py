@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from ganforge.losses import BUILTIN_LOSSES, gradient_penalty
+from ganforge.losses import BUILTIN_LOSSES
+from ganforge.regularizers import gradient_penalty
 
 REAL = torch.tensor([[2.0], [0.0]])
 FAKE = torch.tensor([[-1.0], [0.5]])
@@ -26,13 +27,13 @@ def test_minimax_is_the_papers_value_function() -> None:
     d = -(math.log(sigmoid(2.0)) + math.log(sigmoid(0.0))) / 2 - (math.log(1 - sigmoid(-1.0)) + math.log(1 - sigmoid(0.5))) / 2
     g = (math.log(1 - sigmoid(-1.0)) + math.log(1 - sigmoid(0.5))) / 2
     assert loss.d_loss(REAL, FAKE).item() == pytest.approx(d, rel=1e-6)
-    assert loss.g_loss(FAKE).item() == pytest.approx(g, rel=1e-6)
+    assert loss.g_loss(REAL, FAKE).item() == pytest.approx(g, rel=1e-6)
 
 
 def test_nonsaturating_matches_bce_with_flipped_labels() -> None:
     loss = by_name("nonsaturating")
     g = -(math.log(sigmoid(-1.0)) + math.log(sigmoid(0.5))) / 2
-    assert loss.g_loss(FAKE).item() == pytest.approx(g, rel=1e-6)
+    assert loss.g_loss(REAL, FAKE).item() == pytest.approx(g, rel=1e-6)
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     expected = bce(REAL, torch.ones_like(REAL)) + bce(FAKE, torch.zeros_like(FAKE))
     assert loss.d_loss(REAL, FAKE).item() == pytest.approx(expected.item(), rel=1e-6)
@@ -41,10 +42,10 @@ def test_nonsaturating_matches_bce_with_flipped_labels() -> None:
 def test_saturating_gradient_vanishes_where_nonsaturating_does_not() -> None:
     # When D confidently rejects a fake (logit -10), the minimax G loss gives almost no gradient.
     fake = torch.tensor([[-10.0]], requires_grad=True)
-    by_name("minimax").g_loss(fake).backward()
+    by_name("minimax").g_loss(None, fake).backward()
     saturating = fake.grad.abs().item()
     fake.grad = None
-    by_name("nonsaturating").g_loss(fake).backward()
+    by_name("nonsaturating").g_loss(None, fake).backward()
     assert saturating < 1e-4 < 0.9 < fake.grad.abs().item()
 
 
@@ -52,27 +53,27 @@ def test_hinge() -> None:
     loss = by_name("hinge")
     d = (max(0, 1 - 2.0) + max(0, 1 - 0.0)) / 2 + (max(0, 1 - 1.0) + max(0, 1 + 0.5)) / 2
     assert loss.d_loss(REAL, FAKE).item() == pytest.approx(d)
-    assert loss.g_loss(FAKE).item() == pytest.approx(-(-1.0 + 0.5) / 2)
+    assert loss.g_loss(REAL, FAKE).item() == pytest.approx(-(-1.0 + 0.5) / 2)
 
 
 def test_wasserstein() -> None:
     loss = by_name("wasserstein")
     assert loss.d_loss(REAL, FAKE).item() == pytest.approx((-1.0 + 0.5) / 2 - (2.0 + 0.0) / 2)
-    assert loss.g_loss(FAKE).item() == pytest.approx(0.25)
+    assert loss.g_loss(REAL, FAKE).item() == pytest.approx(0.25)
 
 
 def test_lsgan() -> None:
     loss = by_name("lsgan")
     d = 0.5 * ((2 - 1) ** 2 + (0 - 1) ** 2) / 2 + 0.5 * ((-1) ** 2 + 0.5**2) / 2
     assert loss.d_loss(REAL, FAKE).item() == pytest.approx(d)
-    assert loss.g_loss(FAKE).item() == pytest.approx(0.5 * ((-2) ** 2 + (-0.5) ** 2) / 2)
+    assert loss.g_loss(REAL, FAKE).item() == pytest.approx(0.5 * ((-2) ** 2 + (-0.5) ** 2) / 2)
 
 
 def test_softplus_forms_stay_finite_for_extreme_logits() -> None:
     extreme = torch.tensor([[1e4], [-1e4]])
     for loss in BUILTIN_LOSSES:
         assert torch.isfinite(loss.d_loss(extreme, extreme))
-        assert torch.isfinite(loss.g_loss(extreme))
+        assert torch.isfinite(loss.g_loss(extreme, extreme))
 
 
 def test_gradient_penalty_of_a_linear_critic() -> None:

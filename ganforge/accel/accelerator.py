@@ -74,6 +74,8 @@ class Accelerator:
             use_onednn_linears(discriminator)
         g_step = self._g16.module if self._g16 is not None else generator
         d_step = self._d16.module if self._d16 is not None else discriminator
+        # The modules as the step runs them (bf16 copies where those are on), unwrapped: for heads of their own.
+        self.g_module, self.d_module = g_step, d_step
         self._d_params = list(d_step.parameters())
         self.g: nn.Module = self.dist.wrap(g_step)
         self.d: nn.Module = self.dist.wrap(d_step)

@@ -20,7 +20,8 @@ class TrainContext:
     ``generator`` and ``discriminator`` are the fp32 models being trained (a hook may change their
     weights in place between steps, and the next step reads them); ``opt_g`` and ``opt_d`` their
     Adam optimisers (a learning-rate schedule may change their ``lr``); ``step`` the number of
-    steps done. Only rank 0 writes files (``is_main``).
+    steps done; ``augmentation`` the augmentation D's inputs go through, if any (an adaptive one's
+    state, such as ADA's ``p``, is its buffers). Only rank 0 writes files (``is_main``).
     """
 
     config: TrainConfig
@@ -34,6 +35,7 @@ class TrainContext:
     rank: int = 0
     world_size: int = 1
     step: int = 0
+    augmentation: torch.nn.Module | None = None
     _sampling: Callable[[], Generator] | None = field(default=None, repr=False)
 
     @property

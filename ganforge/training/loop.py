@@ -45,6 +45,7 @@ from .batches import ResidentBatches
 from .context import TrainContext
 from .state import restore_rng, resumed_description, rng_state, setting_changes
 from .step import FIGURES, FakeInputs, GanStep
+from .terms import choose_terms
 
 DEFAULT_EPOCHS = 20
 # Notes already shown in this process, by topic: a sweep or a benchmark fitting many short runs says each once.
@@ -68,11 +69,19 @@ class TrainResult:
 
 
 def with_recipe(config: TrainConfig, recipe: Mapping[str, Any]) -> TrainConfig:
-    """``config`` with a variant's recipe filling the settings the user left unset."""
+    """``config`` with a variant's recipe filling the settings the user left unset.
+
+    Regularisers merge by name: the user's choice of a term replaces the recipe's choice of that
+    term (``weight=0`` drops it), and the recipe's other terms stay.
+    """
     missing = {k: v for k, v in recipe.items() if k not in config.model_fields_set}
+    mine = config.model_dump(exclude_unset=True)
+    if "regularizers" in recipe and "regularizers" in config.model_fields_set:
+        named = {choice["name"] for choice in mine["regularizers"]}
+        missing["regularizers"] = [*(c for c in recipe["regularizers"] if c["name"] not in named), *mine["regularizers"]]
     if not missing:
         return config
-    return TrainConfig.model_validate({**config.model_dump(exclude_unset=True), **missing})
+    return TrainConfig.model_validate({**mine, **missing})
 
 
 class Trainer:
@@ -88,7 +97,8 @@ class Trainer:
         self.loss = self.catalog.losses.get(config.loss or self.spec.default_loss)
         self.device = self.dist.device or pick_device(config.device)
         dataset = self.catalog.datasets.get(config.data.name)
-        data = self.dist.in_turn(lambda: dataset.load(config.data), f"data set {config.data.name!r}")
+        full = self.dist.in_turn(lambda: dataset.load(config.data), f"data set {config.data.name!r}")
+        data = full.subset(config.data.subset, config.data.subset_seed) if config.data.subset else full
         if self.spec.conditional and data.labels is None:
             raise GanforgeError(
                 f"variant {self.spec.name!r} is conditional and needs class labels, but data set "
@@ -111,6 +121,7 @@ class Trainer:
         self.lr_g, self.lr_d = config.lr_g or opt.lr_g, config.lr_d or opt.lr_d
         self.betas = tuple(config.betas or opt.betas)
         self._require_memory_for_models(origin)
+        self.terms = choose_terms(config, self.spec, self.catalog)
 
         torch.manual_seed(config.seed)
         generator, discriminator = build_models(self.spec, self.model_config, self.shape, origin)
@@ -121,6 +132,7 @@ class Trainer:
         self.accel.place(generator, discriminator, config.channels_last)
         self.ema = EMA(generator, config.ema, config.ema_start) if config.ema else None
         self.accel.prepare(generator, discriminator, lr_g=self.lr_g, lr_d=self.lr_d, betas=self.betas)
+        self.terms.to(self.device)
 
         images = data.images.to(self.device)
         labels = data.labels.to(self.device) if data.labels is not None and self.spec.conditional else None
@@ -132,8 +144,7 @@ class Trainer:
         # Batch norm makes D's output for one image depend on the others in its batch: real and fake then go apart.
         joint = not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in discriminator.modules())
         self.step_fn = GanStep(self.accel, self.loss, self.batches, FakeInputs(generator, self.noise, self.device, frequencies),
-                               n_critic=config.n_critic, batch_size=config.batch_size, joint_d_forward=joint,
-                               gradient_penalty=config.gradient_penalty)
+                               self.terms, n_critic=config.n_critic, batch_size=config.batch_size, joint_d_forward=joint)
         self.step = 0
 
         # Rank 0 names the run, so a default name with a timestamp is the same on every rank.
@@ -144,12 +155,12 @@ class Trainer:
         self._stop_requested = False
         self._evaluation: Evaluation | None = None
         if config.eval_every and self.dist.is_main:
-            self._evaluation = Evaluation(dataset, data, [e.value for e in self.catalog.metrics], config.eval_samples,
+            self._evaluation = Evaluation(dataset, full, [e.value for e in self.catalog.metrics], config.eval_samples,
                                           config.seed, self.device)
         self.fixed_z, self.fixed_labels, self.grid_rows = self._fixed_noise()
         self.context = TrainContext(config, self.spec.name, self.run.path, self.device, generator, discriminator,
                                     self.accel.opt_g, self.accel.opt_d, self.dist.rank, self.dist.world_size,
-                                    _sampling=self.sampling_generator)
+                                    augmentation=self.terms.augmentation, _sampling=self.sampling_generator)
 
     # ----------------------------------------------------------------------------- set-up helpers
     def _require_memory_for_models(self, origin: str) -> None:
@@ -185,6 +196,7 @@ class Trainer:
             "train": self.config.model_dump(mode="json"),
             "resolved": {
                 "loss": self.loss.name,
+                **self.terms.describe(),
                 "lr_g": self.lr_g,
                 "lr_d": self.lr_d,
                 "betas": list(self.betas),
@@ -246,11 +258,16 @@ class Trainer:
     def train_step(self) -> None:
         """One generator update and ``n_critic`` discriminator updates; no host sync."""
         self.batches.place()
-        self.accel.run(self.step_fn, None, [self.noise], on_recapture=self._note_recapture)
+        self.step_fn.step = self.step
+        form = self.step_fn.form()
+        self.accel.run(self.step_fn, form, [self.noise], on_recapture=self._note_recapture)
+        self._runs = [n + ran for n, ran in zip(self._runs, form)]
         self.step += 1
         self.context.step = self.step
         if self.ema is not None:
             self.ema.update(self.step)
+        if self.terms.augmentation is not None:
+            self.terms.augmentation.update(self.step, self.dist)
         self._count += 1
 
     # ----------------------------------------------------------------------------- state
@@ -267,6 +284,7 @@ class Trainer:
             **self.accel.state_dict(),
             # One entry per rank: each draws its own noise.
             "rng": self.dist.gather_objects(rng_state(self.noise, self.device)),
+            "terms": self.terms.state_dict(),
         }
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
@@ -284,6 +302,7 @@ class Trainer:
             self.accel.load_state_dict(state)
             if self.ema is not None and "ema" in state:
                 self.ema.load_state_dict(state["ema"])
+            self.terms.load_state_dict(state.get("terms", {}))
             restore_rng(state["rng"], self.noise, self.device, self.dist)
         except (ValueError, RuntimeError, KeyError, TypeError, IndexError) as exc:
             raise CheckpointError(f"{source}: its optimiser or random states do not fit this run "
@@ -314,6 +333,7 @@ class Trainer:
         self._sums = self.step_fn.sums
         self._sums.zero_()
         self._count = 0
+        self._runs = [0] * len(self.terms.regularizers)
         self._window_start = (time.perf_counter(), self.step)
         last_metrics: dict[str, Any] = {}
         pm = self.catalog.pm
@@ -390,15 +410,22 @@ class Trainer:
         return self._stop_requested
 
     def _log(self) -> dict[str, Any]:
-        sums = self.dist.all_reduce_mean(self._sums / max(self._count, 1)).tolist()
+        """Read the figures the steps since the last log added up (a host sync), log and check them."""
+        counts = [max(self._count, 1)] * len(FIGURES) + [max(n, 1) for n in self._runs]
+        sums = self.dist.all_reduce_mean(self._sums / torch.tensor(counts, device=self.device)).tolist()
         now = time.perf_counter()
         started, first_step = self._window_start
         steps = self.step - first_step
         record: dict[str, Any] = {"step": self.step, **dict(zip(FIGURES, sums)),
+                                  **{name: value for name, value, n in zip(self.step_fn.figures[len(FIGURES):],
+                                                                           sums[len(FIGURES):], self._runs) if n},
                                   "images_per_s": steps * self.config.batch_size * self.config.n_critic
                                   * self.dist.world_size / max(now - started, 1e-9)}
+        if self.terms.augmentation is not None:
+            record.update({name: float(value) for name, value in self.terms.augmentation.figures().items()})
         self._sums.zero_()
         self._count = 0
+        self._runs = [0] * len(self.terms.regularizers)
         self._window_start = (now, self.step)
         if not all(math.isfinite(v) for v in sums):
             raise TrainingDiverged(

@@ -1,11 +1,14 @@
-"""The entry point ``ganforge = cgan``: registers ``cgan`` and ``cdcgan``."""
+"""The entry point ``ganforge = cgan``: registers ``cgan``, ``cdcgan`` and ``acgan``, and the ``acgan``
+classification term that the last one carries."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from ganforge import OptimizerSettings, VariantSpec, hookimpl
+from ganforge.regularizers import RegularizerSpec
 
+from .acgan import ACGANConfig, ACGANDiscriminator, AuxiliaryClassifierLoss, AuxiliaryClassifierOptions
 from .cdcgan import CDCGANConfig, CDCGANDiscriminator, CDCGANGenerator
 from .mlp import CGANConfig, CGANDiscriminator, CGANGenerator
 
@@ -38,7 +41,30 @@ CDCGAN = VariantSpec(
 )
 
 
+ACGAN = VariantSpec(
+    name="acgan",
+    description="ACGAN (Odena et al. 2017): cdcgan's G, a D with an adversarial and an auxiliary class head",
+    config=ACGANConfig,
+    build_generator=CDCGANGenerator,
+    build_discriminator=ACGANDiscriminator,
+    default_loss="nonsaturating",
+    conditional=True,
+    terms=({"name": "acgan"},),
+    example_shapes=((1, 28, 28), (3, 32, 32), (1, 16, 16)),
+)
+
+AUXILIARY_CLASSIFIER = RegularizerSpec(
+    "acgan", "ACGAN's class loss: cross-entropy of D's class head on real and fake (D), on fake (G)",
+    AuxiliaryClassifierLoss, AuxiliaryClassifierOptions)
+
+
 @hookimpl
 def ganforge_register_variants(register: Callable[..., None]) -> None:
     register(CGAN)
     register(CDCGAN)
+    register(ACGAN)
+
+
+@hookimpl
+def ganforge_register_regularizers(register: Callable[..., None]) -> None:
+    register(AUXILIARY_CLASSIFIER)

@@ -217,3 +217,23 @@ def test_fake_labels_uniform_or_at_the_data_frequencies(tmp_path: Path, mode: st
     assert len(labels) == 300 * 8
     # 2,400 draws: the share's standard error is under 0.01.
     assert labels.float().mean().item() == pytest.approx(expected_share, abs=0.035)
+
+
+def test_acgan_keeps_the_contract_with_its_classification_term() -> None:
+    from ganforge_cgan.plugin import ACGAN
+
+    check_variant(ACGAN, num_classes=[3, 10], max_examples=4)
+
+
+def test_acgan_trains_its_class_head_through_the_term_it_carries(tmp_path: Path) -> None:
+    from ganforge.runs import RunDir
+
+    proc = run_cli("train", "acgan", "--steps", "4", "--batch-size", "16", "--out", "run", "--set", "base_width=8",
+                   "--set", "log_every=2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["resolved"]["regularizers"] == [{"name": "acgan", "weight": 1.0, "interval": 1}]
+    records = RunDir(tmp_path / "run").read_metrics()
+    assert all(r["reg_acgan"] > 0 for r in records)
+    proc = run_cli("train", "acgan", "--steps", "2", "--out", "again", "--reg", "acgan:weight=2", cwd=tmp_path)
+    assert proc.returncode == 2 and "regulariser 'acgan' is chosen twice" in proc.stderr

@@ -1,4 +1,5 @@
-"""A tiny convolutional GAN as a ganforge plugin: one config model, two modules, one hook."""
+"""A tiny convolutional GAN as a ganforge plugin, with a regulariser and an augmentation of its own:
+ProGAN's drift penalty, and instance noise."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from torch import nn
 
 import ganforge
 from ganforge import DataShape, Discriminator, Generator, VariantConfig, VariantSpec
+from ganforge.augment import Augmentation, AugmentationSpec
+from ganforge.regularizers import PhaseView, Regularizer, RegularizerOptions, RegularizerSpec, TermOptions
 
 
 class TinyConfig(VariantConfig):
@@ -59,3 +62,42 @@ TINY = VariantSpec(
 @ganforge.hookimpl
 def ganforge_register_variants(register):
     register(TINY)
+
+
+class DriftOptions(RegularizerOptions):
+    weight: float = Field(0.001, ge=0, description="epsilon_drift (ProGAN: 0.001)")
+
+
+class Drift(Regularizer):
+    """ProGAN's drift penalty (Karras et al. 2018): E[D(x)^2] on real images keeps D's logits near zero."""
+
+    phases = ("d",)
+
+    def penalty(self, view: PhaseView) -> torch.Tensor:
+        return view.d_real.float().square().mean()
+
+
+class InstanceNoiseOptions(TermOptions):
+    std: float = Field(0.1, ge=0, description="standard deviation of the noise added to every image D sees")
+
+
+class InstanceNoise(Augmentation):
+    """Gaussian noise on every image D sees, real and fake alike (Sønderby et al. 2017)."""
+
+    def forward(self, images: torch.Tensor, noise: torch.Generator) -> torch.Tensor:
+        return images + self.options.std * torch.randn(images.shape, device=images.device, dtype=images.dtype,
+                                                      generator=noise)
+
+
+DRIFT = RegularizerSpec("drift", "ProGAN's drift penalty: weight * E[D(x)^2]", Drift, DriftOptions)
+INSTANCE_NOISE = AugmentationSpec("instance-noise", "Gaussian noise on what D sees", InstanceNoise, InstanceNoiseOptions)
+
+
+@ganforge.hookimpl
+def ganforge_register_regularizers(register):
+    register(DRIFT)
+
+
+@ganforge.hookimpl
+def ganforge_register_augmentations(register):
+    register(INSTANCE_NOISE)

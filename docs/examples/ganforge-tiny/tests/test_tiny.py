@@ -3,8 +3,8 @@
 from hypothesis import strategies as st
 
 from ganforge import get_variant
-from ganforge.testing import check_variant
-from ganforge_tiny import TINY, TinyConfig
+from ganforge.testing import check_augmentation, check_regularizer, check_variant
+from ganforge_tiny import DRIFT, INSTANCE_NOISE, TINY, TinyConfig
 
 
 def test_contract() -> None:
@@ -14,3 +14,8 @@ def test_contract() -> None:
 
 def test_registered_under_its_name_and_alias() -> None:
     assert get_variant("tiny") is TINY and get_variant("tinygan") is TINY
+
+
+def test_the_step_terms_keep_their_contract() -> None:
+    check_regularizer(DRIFT)
+    check_augmentation(INSTANCE_NOISE)
