@@ -35,6 +35,7 @@ from reference import seed_loop, write_for_torchvision  # noqa: E402
 
 from ganforge import TrainConfig, load_catalog, load_run, train  # noqa: E402
 from ganforge.config import DataConfig  # noqa: E402
+from ganforge.data import load_data  # noqa: E402
 from ganforge.metrics.evaluate import Evaluation, embed_images, score  # noqa: E402
 from ganforge.sampling import generate_chunks  # noqa: E402
 from ganforge.variant import build_models  # noqa: E402
@@ -118,7 +119,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for data_name in args.data:
             dataset = catalog.datasets.get(data_name)
-            data = dataset.load(DataConfig(name=data_name, download=False))
+            data = load_data(dataset, DataConfig(name=data_name, download=False))[0].resident()
             evaluation = Evaluation(dataset, data, [e.value for e in catalog.metrics], SAMPLES, 0, torch.device("cpu"))
             evaluators[evaluation.evaluator.name] = evaluation.evaluator.sha256[:16]
             steps = int(args.epochs * (len(data.images) // 64))

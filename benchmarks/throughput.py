@@ -8,13 +8,22 @@ the table reports each side's median and the ratio of medians.
 
     python benchmarks/throughput.py                       # mlp, batch 64, fp32
     python benchmarks/throughput.py --batch-sizes 16 64 256 1024 --precisions fp32 bf16
+    python benchmarks/throughput.py --variants dcgan --data photos.zip   # streamed against resident
+
+With ``--data`` (a ZIP that `ganforge prepare` wrote, or a folder of images) the rows compare the two
+ways ganforge feeds a run: the images held on the device ("resident") and read from their files by
+DataLoader workers ("streamed"). Each round is a real ``ganforge train`` process, so that its peak
+resident memory is measured too; its images per second are the median of its logged windows after
+the first.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -53,6 +62,52 @@ def reference_rate(variant: str, batch: int, steps: int, root: Path, device: str
                      batch_size=batch, device=device)
 
 
+def cli_round(variant: str, batch: int, steps: int, precision: str, data: Path, stream: bool, workdir: Path) -> tuple[float, int]:
+    """Images per second and peak resident memory (bytes) of one ``ganforge train`` process."""
+    out = workdir / f"run-{time.monotonic_ns()}"
+    command = [sys.executable, "-m", "ganforge", "train", variant, "--data", str(data), "--steps", str(steps),
+               "--batch-size", str(batch), "--precision", precision, "--device", "cpu", "--out", str(out),
+               "--set", f"data.stream={str(stream).lower()}", "--set", f"log_every={max(1, steps // 6)}",
+               "--set", "checkpoint_every=1000000", "--set", "sample_every=1000000"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TQDM_DISABLE": "1"})
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status:
+        raise SystemExit(f"throughput.py: {' '.join(command)} failed: {proc.stderr.read() if proc.stderr else ''}")
+    rates = [json.loads(line)["images_per_s"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return statistics.median(rates[1:] or rates), usage.ru_maxrss * 1024
+
+
+def compare_paths(args: argparse.Namespace) -> None:
+    """Streamed against resident for each variant and batch size, with each process's peak memory."""
+    from ganforge.data import load_data
+    from ganforge.config import DataConfig
+    from ganforge.resources import size_text
+
+    name = "image-zip" if args.data.suffix.lower() == ".zip" else "image-folder"
+    images, _ = load_data(load_catalog().datasets.get(name), DataConfig(name=name, data_dir=args.data))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_description()}")
+    print(f"data: {args.data}, {len(images):,} images of {'x'.join(map(str, images.shape))}, "
+          f"{size_text(images.nbytes)} decoded")
+    header = (f"{'variant':8} {'batch':>5} {'precision':9} {'resident img/s':>15} {'streamed img/s':>15} {'ratio':>6} "
+              f"{'resident RSS':>13} {'streamed RSS':>13}")
+    print(header, flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for variant in args.variants:
+            for batch in args.batch_sizes:
+                steps = max(20, args.steps * 64 // batch)
+                for precision in args.precisions:
+                    rounds: dict[bool, list[tuple[float, int]]] = {False: [], True: []}
+                    for _ in range(args.rounds):
+                        for stream in (False, True):
+                            rounds[stream].append(cli_round(variant, batch, steps, precision, args.data, stream, Path(tmp)))
+                    resident = statistics.median(r for r, _ in rounds[False])
+                    streamed = statistics.median(r for r, _ in rounds[True])
+                    peak = {s: max(m for _, m in rounds[s]) for s in rounds}
+                    print(f"{variant:8} {batch:5d} {precision:9} {resident:15.0f} {streamed:15.0f} {streamed / resident:5.2f}x "
+                          f"{size_text(peak[False]):>13} {size_text(peak[True]):>13}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="+", default=["mlp"])
@@ -61,7 +116,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000, help="steps per timed round at batch 64 (scaled by 64/batch)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="also torch.compile ganforge's models")
+    parser.add_argument("--data", type=Path, help="a prepared ZIP or a folder of images: compare streamed with resident")
     args = parser.parse_args()
+    if args.data is not None:
+        compare_paths(args)
+        return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_description()}")
     header = f"{'variant':8} {'batch':>5} {'precision':9} {'reference img/s':>16} {'ganforge img/s':>15} {'ratio':>6}"
     rows = []

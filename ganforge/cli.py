@@ -138,6 +138,11 @@ def _settings_from_flags(args: argparse.Namespace, model_fields: Any) -> dict[st
     for flag, key in (("data", "name"), ("data_dir", "data_dir"), ("image_size", "image_size")):
         if getattr(args, flag) is not None:
             data[key] = getattr(args, flag)
+    if args.data is not None and args.data_dir is None and _names_files(args.data):
+        # --data photos.zip or --data ./photos: the files themselves, read as a ZIP or a folder of images.
+        data["name"], data["data_dir"] = ("image-zip" if args.data.lower().endswith(".zip") else "image-folder"), args.data
+    if args.init_from is not None:
+        settings["init_from"] = args.init_from
     for key in ("steps", "epochs", "batch_size", "loss", "out", "device", "seed", "precision", "ema", "n_critic"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
@@ -151,6 +156,12 @@ def _settings_from_flags(args: argparse.Namespace, model_fields: Any) -> dict[st
         settings["augment"] = None if args.augment == "none" else parse_term(args.augment, "--augment")
     apply_sets(settings, args.set, model_fields)
     return {key: value for key, value in settings.items() if value != {} or key not in ("data", "model")}
+
+
+def _names_files(data: str) -> bool:
+    """Whether ``--data`` names files (a ZIP, or a path to a folder) rather than a registered data set."""
+    path = Path(data)
+    return (data.lower().endswith(".zip") and path.is_file()) or (any(sep in data for sep in ("/", os.sep)) and path.is_dir())
 
 
 def _new_run_config(args: argparse.Namespace) -> Any:
@@ -212,6 +223,30 @@ def _resume_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- sample
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .data.prepare import prepare
+    from .outputs import check_output, make_parent
+
+    if not 4 <= args.size <= 4096:
+        raise GanforgeError(f"--size {args.size}: give a side between 4 and 4096 pixels")
+    if args.workers < 1:
+        raise GanforgeError(f"--workers {args.workers}: give at least 1")
+    check_output(args.out, (".zip",), args.force)
+    make_parent(args.out)
+    result = prepare(args.source, args.out, args.size, channels=args.channels, labels=args.labels, workers=args.workers)
+    for path, why in result.skipped[:SKIPPED_SHOWN]:
+        print(f"ganforge: skipped {path}: {why}", file=sys.stderr)
+    if len(result.skipped) > SKIPPED_SHOWN:
+        print(f"ganforge: skipped {len(result.skipped) - SKIPPED_SHOWN} more", file=sys.stderr)
+    classes = f", {len(result.classes)} classes" if result.classes else ""
+    print(f"wrote {result.images} images ({args.size}x{args.size}, {args.channels} channel{'s' if args.channels > 1 else ''}"
+          f"{classes}) to {args.out}; skipped {len(result.skipped)} files")
+    return 0
+
+
+SKIPPED_SHOWN = 20
+"""Skipped files `ganforge prepare` names one by one before it only counts them."""
+
 GRID_LIMIT = 10_000
 """Images in one PNG grid at most: beyond that, write raw samples (.npz) instead."""
 
@@ -279,6 +314,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .catalog import load_catalog
     from .config import DataConfig
+    from .data import load_data
     from .metrics.evaluate import Evaluation
     from .sampling import load_run
 
@@ -290,7 +326,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     loaded = load_run(args.run_dir, args.checkpoint, device=args.device, catalog=catalog)
     data_config = DataConfig.model_validate(loaded.config["train"]["data"])
     dataset = catalog.datasets.get(data_config.name)
-    evaluation = Evaluation(dataset, dataset.load(data_config), [e.value for e in catalog.metrics], args.n,
+    data, _ = load_data(dataset, data_config, catalog.origin("datasets", dataset.name))
+    evaluation = Evaluation(dataset, data, [e.value for e in catalog.metrics], args.n,
                             args.seed, loaded.device, args.inception_weights)
     scored = (evaluation.run(loaded.generator, truncation=args.truncation, by_class=True) if args.repeats == 1
               else evaluation.repeat(loaded.generator, args.repeats, truncation=args.truncation, by_class=True))
@@ -358,7 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("augmentations", help="list augmentations of what D sees (--augment)")
     p.add_argument("--options", metavar="NAME", help="print the JSON schema of an augmentation's options")
     p.set_defaults(func=cmd_augmentations)
-    sub.add_parser("datasets", help="list data sets").set_defaults(func=cmd_datasets)
+    p = sub.add_parser("datasets", help="list data sets")
+    p.add_argument("--options", metavar="NAME", help="print the JSON schema of a data set's own options")
+    p.set_defaults(func=cmd_datasets)
     sub.add_parser("metrics", help="list evaluation metrics").set_defaults(func=cmd_metrics)
 
     p = sub.add_parser("train", help="train a variant (or continue a run with --resume)")
@@ -367,7 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume-if-exists", action="store_true",
                    help="if --out holds a run with these settings, continue it from its last checkpoint: the same "
                         "command then survives torchrun --max-restarts and scheduler restarts")
-    p.add_argument("--data", help="data set name (default mnist5k; see `ganforge datasets`)")
+    p.add_argument("--data", help="data set name (default mnist5k; see `ganforge datasets`), or a ZIP of images "
+                                   "(`ganforge prepare`) or a path to a folder of images")
     p.add_argument("--data-dir", type=Path, help="folder holding the data set's files")
     p.add_argument("--image-size", type=int, help="resize images to this square size")
     length = p.add_mutually_exclusive_group()
@@ -394,10 +434,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "(`ganforge augmentations`); none: no augmentation")
     p.add_argument("--logger", action="append", dest="loggers", choices=["tensorboard"],
                    help="also log to TensorBoard (RUN_DIR/tensorboard)")
+    p.add_argument("--init-from", type=Path, metavar="RUN_OR_CHECKPOINT",
+                   help="start from another run's weights (G, D, the EMA of G) with fresh optimisers, e.g. to fine-tune "
+                        "on other data; --set freeze_d=K freezes D's first K blocks")
     p.add_argument("--config", type=Path, metavar="FILE.toml", help="settings file; flags override it")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any config field: a variant field (latent_dim=64), a train field (lr_d=1e-4), data.FIELD")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("prepare", help="pack a folder of images into a ZIP of same-size PNGs to train on")
+    p.add_argument("source", type=Path, help="a folder of images (searched recursively)")
+    p.add_argument("--out", type=Path, required=True, help="the ZIP to write, e.g. data.zip")
+    p.add_argument("--size", type=int, default=64, help="side of the square images (default 64): the shorter side is "
+                                                       "resized to it and the rest cropped about the centre")
+    p.add_argument("--channels", type=int, choices=[1, 3], default=3, help="3 (colour, default) or 1 (grey)")
+    p.add_argument("--labels", choices=["none", "from-folders"], default="none",
+                   help="from-folders: each image's class is its top folder under SOURCE")
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="processes that decode images")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("sample", help="write a grid of samples from a trained run")
     p.add_argument("run_dir", type=Path)

@@ -71,6 +71,15 @@ class DataConfig(BaseModel):
     subset: int | None = Field(
         None, ge=1, description="train on this many images only: a seeded, class-balanced subset (limited-data experiments)")
     subset_seed: int = Field(0, ge=0, lt=SEED_LIMIT, description="picks the subset's images")
+    xflip: bool = Field(False, description="double the data with each image mirrored left to right, on the fly")
+    stream: bool | None = Field(
+        None, description="read the images from their files through a DataLoader (true) or hold them on the device "
+                          "(false); default: on the device when they fit resident_mb")
+    resident_mb: int = Field(2048, ge=0, description="decoded data up to this many MB is held on the device")
+    workers: int | None = Field(None, ge=0, le=64, description="DataLoader worker processes when streaming; default: "
+                                                               "the CPU count, at most 8")
+    options: dict[str, Any] = Field(default_factory=dict, description="the data set's own options "
+                                                                      "(`ganforge datasets --options NAME`)")
 
 
 class TrainConfig(BaseModel):
@@ -124,6 +133,10 @@ class TrainConfig(BaseModel):
     eval_samples: int = Field(2000, ge=100, le=100_000,
                               description="samples (and reference images) per evaluation during training")
     loggers: list[Literal["tensorboard"]] = Field(default_factory=list, description="extra loggers, e.g. tensorboard")
+    init_from: Path | None = Field(
+        None, description="start from another run's weights (G, D and the EMA of G): its run directory or a checkpoint; "
+                          "fresh optimisers, step 0")
+    freeze_d: int = Field(0, ge=0, description="freeze D's first K blocks, from the input side (FreezeD, Mo et al. 2020)")
     out: Path | None = Field(None, description="run directory; default runs/VARIANT-TIMESTAMP")
 
     @model_validator(mode="after")
@@ -169,7 +182,9 @@ def apply_sets(settings: dict[str, Any], sets: Sequence[str], model_fields: Iter
             raise GanforgeError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} latent_dim=64")
         value = _parse_value(raw)
         section, _, field = key.rpartition(".")
-        if section == "model" or (not section and field in model_fields):
+        if section == "data.options":
+            settings.setdefault("data", {}).setdefault("options", {})[field] = value
+        elif section == "model" or (not section and field in model_fields):
             settings.setdefault("model", {})[field] = value
         elif section == "data" or (not section and field in DataConfig.model_fields and field not in TrainConfig.model_fields):
             settings.setdefault("data", {})[field] = value
@@ -177,7 +192,7 @@ def apply_sets(settings: dict[str, Any], sets: Sequence[str], model_fields: Iter
             settings[field] = value
         else:
             known = sorted(model_fields) + sorted(set(TrainConfig.model_fields) - {"model", "data", "variant"}) + [
-                f"data.{f}" for f in DataConfig.model_fields]
+                f"data.{f}" for f in DataConfig.model_fields if f != "options"] + ["data.options.KEY"]
             raise GanforgeError(f"{flag} {key}: unknown key; known keys: {', '.join(known)}")
 
 

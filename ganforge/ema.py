@@ -58,6 +58,10 @@ class EMA(nn.Module):
             if own_buffers:
                 torch._foreach_copy_(own_buffers, their_buffers)
 
+    def restart(self) -> None:
+        """Make the average the model itself again (a run started from another run's G without an EMA)."""
+        self._copy()
+
     def synced(self) -> nn.Module:
         """The averaged model, up to date: what samples are drawn from."""
         if self._behind:

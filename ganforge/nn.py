@@ -161,3 +161,27 @@ class Discriminator(_Contract):
     def score(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Map checked inputs to logits of shape (B, 1); subclasses implement this."""
         raise NotImplementedError
+
+    def blocks(self) -> list[nn.Module]:
+        """D's stages from the input side, which ``--set freeze_d=K`` freezes the first K of.
+
+        By default the modules of its one container child (an ``nn.Sequential`` named ``net``, say),
+        else its children; a variant with another layout names its blocks by overriding this.
+        """
+        children = list(self.children())
+        if len(children) == 1 and isinstance(children[0], (nn.Sequential, nn.ModuleList)):
+            return list(children[0].children())
+        return children
+
+    def freeze(self, count: int) -> int:
+        """Freeze the weights of the first ``count`` blocks (FreezeD, Mo et al. 2020); how many weights froze."""
+        blocks = self.blocks()
+        if count > len(blocks):
+            raise GanforgeError(f"freeze_d={count}: {self.origin or type(self).__name__}'s discriminator has "
+                                f"{len(blocks)} blocks")
+        frozen = 0
+        for block in blocks[:count]:
+            for p in block.parameters():
+                p.requires_grad_(False)
+                frozen += p.numel()
+        return frozen

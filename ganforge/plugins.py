@@ -23,7 +23,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "ganforge.losses",
     "ganforge.regularizers",
     "ganforge.augment",
-    "ganforge.data",
+    "ganforge.data.builtin",
     "ganforge.builtin.mlp",
     "ganforge.metrics.builtin",
     "ganforge.loggers",

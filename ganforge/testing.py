@@ -152,7 +152,7 @@ def check_variant(
     loss_values = list(losses) if losses is not None else [entry.value for entry in load_catalog().losses]
     shapes = list(image_shapes or spec.example_shapes)
     config_strategy = configs if configs is not None else st.just(spec.make_config())
-    class_strategy = st.sampled_from(list(num_classes)) if spec.conditional else st.none()
+    class_strategy = st.sampled_from(list(num_classes)) if spec.conditional or spec.conditional_by else st.none()
 
     catalog = load_catalog()
     term_specs = [(catalog.regularizers.get(t["name"]), {k: v for k, v in t.items() if k != "name"}) for t in spec.terms]
@@ -163,6 +163,7 @@ def check_variant(
            classes=class_strategy, batch=batch_sizes)
     def run(config: Any, image_shape: tuple[int, int, int], classes: int | None, batch: int) -> None:
         terms = [term.build(term.options.model_validate(options)) for term, options in term_specs]
+        classes = classes if spec.is_conditional(config) else None
         check_pair(spec, config, DataShape(*image_shape, classes), batch, loss_values, terms)
 
     run()
@@ -289,3 +290,42 @@ def check_augmentation(spec: Any, options: Any = None, *,
         gap = float((first - second).abs().mean())
         _expect(gap <= tolerance, f"{spec.name}: an image in the real half and in the fake half of a batch comes out "
                                   f"differently on average (mean gap {gap:.3f} over {draws} draws)")
+
+
+def check_dataset(spec: Any, config: Any = None, *, size: int = 16) -> None:
+    """Check a :class:`ganforge.data.DatasetSpec` as the loop relies on it.
+
+    Loaded with ``config`` (a ``DataConfig``; the data set's defaults where None): it returns an
+    :class:`~ganforge.data.ImageSet` of uint8 (C, H, W) images with consistent labels; two loads with
+    the same settings give the same images (the run's order and a resumed run depend on it); the
+    evaluator it names exists; and, where it is resizable, a run asking for ``size`` px and the
+    other channel count gets them. Raises :class:`ContractViolation` naming what broke.
+    """
+    from .config import DataConfig
+    from .data import ImageSet, load_data
+    from .errors import GanforgeError
+    from .metrics.evaluators import evaluator_names
+
+    config = config if config is not None else DataConfig(name=spec.name)
+    try:
+        data, _ = load_data(spec, config)
+        again, _ = load_data(spec, config)
+    except GanforgeError as exc:
+        raise ContractViolation(f"{spec.name}: {exc}") from exc
+    _expect(isinstance(data, ImageSet), f"{spec.name}: load() returned {type(data).__name__}, not an ImageSet")
+    first = torch.arange(min(8, len(data)))
+    images = data.read(first)
+    _expect(images.dtype == torch.uint8 and tuple(images.shape) == (len(first), *data.shape),
+            f"{spec.name}: read() gave {images.dtype} {tuple(images.shape)}, expected uint8 {(len(first), *data.shape)}")
+    _expect(len(again) == len(data) and torch.equal(again.read(first), images),
+            f"{spec.name}: two loads with the same settings gave other images; a run's data order and its "
+            "resume rely on the same images in the same order")
+    _expect(spec.evaluator is None or spec.evaluator in evaluator_names(),
+            f"{spec.name}: it names evaluator {spec.evaluator!r}, which is not one of {', '.join(evaluator_names())}")
+    if spec.resizable:
+        channels = 1 if data.shape[0] == 3 else 3
+        resized, _ = load_data(spec, config.model_copy(update={"image_size": size, "channels": channels}))
+        _expect(resized.shape == (channels, size, size),
+                f"{spec.name}: asked for {channels}x{size}x{size}, got {resized.shape}")
+        _expect(tuple(resized.read(first).shape) == (len(first), channels, size, size),
+                f"{spec.name}: its resized images do not have the shape it reports")

@@ -58,6 +58,9 @@ class VariantSpec:
     default_loss: str = "nonsaturating"
     optimizer: OptimizerSettings = OptimizerSettings()
     conditional: bool = False
+    conditional_by: str | None = None
+    """The config field (a bool) that makes the variant conditional, for one that can be either
+    (``--set conditional=true``); None where ``conditional`` alone decides."""
     aliases: tuple[str, ...] = ()
     example_shapes: tuple[tuple[int, int, int], ...] = ((1, 28, 28), (3, 32, 32))
     """(C, H, W) shapes the variant supports, which ``ganforge.testing.check_variant`` tries."""
@@ -69,6 +72,10 @@ class VariantSpec:
     legacy_config: Mapping[str, Any] = field(default_factory=dict)
     """Config fields added after runs were recorded without them, each with the value that rebuilds
     those older runs' models (a new field's default may build a different network)."""
+
+    def is_conditional(self, config: Any) -> bool:
+        """Whether the variant, built with ``config``, draws images of the classes asked for."""
+        return self.conditional or bool(self.conditional_by and getattr(config, self.conditional_by))
 
     def make_config(self, values: dict[str, Any] | None = None, origin: str = "") -> BaseModel:
         """Validate ``values`` (settings a user wrote) strictly against this variant's config model.

@@ -36,8 +36,8 @@ def main() -> None:
     if len(sys.argv) > 4:
         resume(out, steps=steps, catalog=catalog)
     else:
-        model = {"base_width": 4} if variant == "dcgan" else {"g_hidden": [32], "d_hidden": [32]}
         extra = json.loads(os.environ.get("GANFORGE_PROBE_SETTINGS", "{}"))
+        model = extra.pop("model", {"base_width": 4} if variant == "dcgan" else {"g_hidden": [32], "d_hidden": [32]})
         train(TrainConfig(variant=variant, model=model, device="cpu", steps=steps, batch_size=16, log_every=2,
                           checkpoint_every=3, out=out, ema=0.9, **extra), catalog)
     close_distributed()

@@ -77,3 +77,19 @@ def test_quality_compares_augmentations_on_a_subset(tmp_path: Path) -> None:
         for seed in ("0", "1", "mean", "sd"):
             assert re.search(rf"^{re.escape(label)} +{seed} mnist5k +1 +\d+ +{NUMBER} ", out, re.M), out
     assert "trained on a class-balanced subset of 100 images" in out
+
+
+def test_throughput_compares_streamed_with_resident_data(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "imgs").mkdir()
+    for i in range(40):
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "imgs" / f"{i}.png")
+    assert subprocess.run([sys.executable, "-m", "ganforge", "prepare", "imgs", "--out", "d.zip", "--size", "16",
+                           "--workers", "1"], cwd=tmp_path, capture_output=True).returncode == 0
+    out = bench("throughput.py", "--data", "d.zip", "--variants", "mlp", "--batch-sizes", "8", "--steps", "16",
+                "--rounds", "1", cwd=tmp_path)
+    assert "40 images of 3x16x16, 30.7 KB decoded" in out
+    assert re.search(rf"^mlp +8 fp32 +\d+ +\d+ +{NUMBER}x +{NUMBER} MB +{NUMBER} MB$", out, re.M), out

@@ -12,7 +12,9 @@ import torchvision.datasets
 from PIL import Image
 
 from ganforge import DataConfig, GanforgeError
-from ganforge.data import FASHION_MNIST_SYSTEM_DIR, ImageData, load_fashion_mnist, load_image_folder, load_mnist, load_mnist5k
+from ganforge.data import (
+    FASHION_MNIST_SYSTEM_DIR, ImageData, load_data, load_fashion_mnist, load_image_folder, load_mnist, load_mnist5k,
+)
 from ganforge.idx import read_idx
 
 
@@ -85,8 +87,8 @@ def test_malformed_idx_files_name_the_path(tmp_path: Path, digits, damage: str) 
         load_mnist(DataConfig(name="mnist", data_dir=tmp_path, download=False))
 
 
-def test_resize_and_channels_options(tmp_path: Path) -> None:
-    data = load_mnist5k(DataConfig(image_size=32, channels=3))
+def test_resize_and_channels_options(catalog, tmp_path: Path) -> None:
+    data, _ = load_data(catalog.datasets.get("mnist5k"), DataConfig(image_size=32, channels=3))
     assert data.images.shape == (5000, 3, 32, 32)
     assert torch.equal(data.images[:, 0], data.images[:, 2])
 
@@ -114,7 +116,7 @@ def test_image_folder_with_class_subfolders(tmp_path: Path) -> None:
         (tmp_path / cls).mkdir()
         for i in range(3):
             Image.new("RGB", (50, 40), (60 * index + i,) * 3).save(tmp_path / cls / f"{i}.png")
-    data = load_image_folder(DataConfig(name="image-folder", data_dir=tmp_path, image_size=16))
+    data = load_image_folder(DataConfig(name="image-folder", data_dir=tmp_path, image_size=16)).resident()
     assert data.images.shape == (6, 3, 16, 16)
     assert data.labels.tolist() == [0, 0, 0, 1, 1, 1] and data.num_classes == 2
     assert data.class_names == ("cats", "dogs")
@@ -122,10 +124,10 @@ def test_image_folder_with_class_subfolders(tmp_path: Path) -> None:
 
 def test_image_folder_flat_is_unlabelled_and_errors_are_clear(tmp_path: Path) -> None:
     Image.new("L", (8, 8)).save(tmp_path / "a.png")
-    data = load_image_folder(DataConfig(name="image-folder", data_dir=tmp_path, image_size=8, channels=1))
+    data = load_image_folder(DataConfig(name="image-folder", data_dir=tmp_path, image_size=8, channels=1)).resident()
     assert data.images.shape == (1, 1, 8, 8) and data.labels is None
     (tmp_path / "b.png").write_bytes(b"not a png")
     with pytest.raises(GanforgeError, match="b.png: not a readable image"):
-        load_image_folder(DataConfig(name="image-folder", data_dir=tmp_path))
+        load_image_folder(DataConfig(name="image-folder", data_dir=tmp_path)).resident()
     with pytest.raises(GanforgeError, match="needs --data-dir"):
         load_image_folder(DataConfig(name="image-folder"))

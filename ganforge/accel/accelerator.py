@@ -60,7 +60,7 @@ class Accelerator:
         fused = self.device.type in ("cpu", "cuda")
         adam = {"betas": betas, "fused": fused, "capturable": speed.capture_step}
         self.opt_g = torch.optim.Adam(generator.parameters(), lr=lr_g, **adam)
-        self.opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d, **adam)
+        self.opt_d = torch.optim.Adam([p for p in discriminator.parameters() if p.requires_grad], lr=lr_d, **adam)
         # fp16 gradients underflow without loss scaling; one scaler per model, since their losses differ in scale.
         # Fused Adam takes the scale and the overflow flag on the device, so scaling adds no host sync.
         fp16 = speed.precision == "fp16"
@@ -76,7 +76,8 @@ class Accelerator:
         d_step = self._d16.module if self._d16 is not None else discriminator
         # The modules as the step runs them (bf16 copies where those are on), unwrapped: for heads of their own.
         self.g_module, self.d_module = g_step, d_step
-        self._d_params = list(d_step.parameters())
+        # Weights frozen before (FreezeD) stay frozen when G's update freezes the rest for a moment.
+        self._d_params = [p for p in d_step.parameters() if p.requires_grad]
         self.g: nn.Module = self.dist.wrap(g_step)
         self.d: nn.Module = self.dist.wrap(d_step)
         self.d_input_grads: nn.Module = self.d

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data import DatasetSpec, ImageData
+from ..data import DatasetSpec, ImageSet
 from ..errors import GanforgeError
 from ..nn import Generator
 from ..resources import require_memory
@@ -22,11 +22,11 @@ from .evaluators import Evaluator, evaluator_for
 from .spec import MetricSpec, Reference, Samples, read_classes
 
 
-def make_reference(data: ImageData, data_name: str, evaluator: Evaluator, n: int, seed: int = 0) -> Reference:
+def make_reference(data: ImageSet, data_name: str, evaluator: Evaluator, n: int, seed: int = 0) -> Reference:
     """Embed ``n`` training images (all of them if fewer), chosen with ``seed``, a chunk at a time."""
-    count = min(n, len(data.images))
-    idx = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(seed))[:count]
-    features, logits = _embed_all(evaluator, (data.images[part].float().div(127.5).sub(1.0) for part in idx.split(CHUNK)))
+    count = min(n, len(data))
+    idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:count]
+    features, logits = _embed_all(evaluator, (data.read(part).float().div(127.5).sub(1.0) for part in idx.split(CHUNK)))
     labels = data.labels[idx] if data.labels is not None else None
     return Reference(features, labels, data.num_classes, f"{data_name}/train, {count} images, seed {seed}",
                      read_classes(logits, labels, data.num_classes), data.class_names)
@@ -99,13 +99,13 @@ class Evaluation:
     """Scoring a generator against a data set: the evaluator and reference features are made once,
     so training can score again and again (``ganforge eval`` once, or ``--repeats`` times)."""
 
-    def __init__(self, dataset: DatasetSpec, data: ImageData, metrics: Iterable[MetricSpec], n: int, seed: int,
+    def __init__(self, dataset: DatasetSpec, data: ImageSet, metrics: Iterable[MetricSpec], n: int, seed: int,
                  device: torch.device, inception_weights: Path | None = None) -> None:
         if dataset.evaluator is None:
             raise GanforgeError(f"data set {dataset.name!r} names no evaluator; ganforge cannot score it")
         self.evaluator = evaluator_for(dataset.evaluator, device, inception_weights)
         per_image = (self.evaluator.feature_dim + (self.evaluator.num_classes or 0)) * 4
-        require_memory(2 * (n + min(n, len(data.images))) * per_image, f"scoring {n} samples", torch.device("cpu"),
+        require_memory(2 * (n + min(n, len(data))) * per_image, f"scoring {n} samples", torch.device("cpu"),
                        "score fewer (--n, or --set eval_samples=N while training)")
         self.reference = make_reference(data, dataset.name, self.evaluator, n, seed)
         self.metrics = list(metrics)

@@ -61,6 +61,11 @@ def _weights_dir() -> Path:
     return Path(str(files("ganforge.metrics") / "weights"))
 
 
+def evaluator_names() -> list[str]:
+    """Every evaluator a data set may name."""
+    return sorted([*json.loads((_weights_dir() / "evaluators.json").read_text()), "inception-v3"])
+
+
 def shipped_evaluator(name: str, device: torch.device | str = "cpu") -> Evaluator:
     """One of the classifiers that ship with ganforge, checked against its recorded hash."""
     index = json.loads((_weights_dir() / "evaluators.json").read_text())

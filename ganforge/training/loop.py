@@ -9,6 +9,7 @@ continues one; both hold the run directory's lock while they train.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
 import platform
@@ -32,16 +33,17 @@ from ..accel.bf16_weights import why_not_copyable
 from ..accel.distributed import init_distributed, restarts_need_a_store_per_attempt
 from ..accel.speed import cpu_bf16_native, cpu_description, cpu_fp16_native, resolve_speed
 from ..catalog import Catalog, load_catalog
-from ..config import TrainConfig, validate_settings, validation_message
+from ..config import DataConfig, TrainConfig, validate_settings, validation_message
+from ..data import ImageSet, load_data
 from ..devices import pick_device
 from ..ema import EMA
 from ..errors import GanforgeError, RunFailed
 from ..metrics.evaluate import Evaluation
 from ..nn import Generator, trusted_labels
-from ..resources import parameter_counts, require_memory
-from ..runs import CheckpointError, RunDir
+from ..resources import parameter_counts, require_memory, size_text
+from ..runs import CheckpointError, RunDir, load_checkpoint, load_weights
 from ..variant import DataShape, VariantSpec, build_models
-from .batches import ResidentBatches
+from .batches import ResidentBatches, StreamedBatches
 from .context import TrainContext
 from .state import restore_rng, resumed_description, rng_state, setting_changes
 from .step import FIGURES, FakeInputs, GanStep
@@ -84,6 +86,18 @@ def with_recipe(config: TrainConfig, recipe: Mapping[str, Any]) -> TrainConfig:
     return TrainConfig.model_validate({**mine, **missing})
 
 
+def residency(data: ImageSet, config: DataConfig, device: torch.device) -> tuple[str, str]:
+    """Whether a run holds its images on the device ("resident") or streams them from their files
+    ("streamed"), and why, in words for config.json."""
+    if config.stream is not None:
+        return ("streamed" if config.stream else "resident"), f"data.stream={str(config.stream).lower()}"
+    c, h, w = data.shape
+    size = f"{len(data):,} images of {c}x{h}x{w} take {size_text(data.nbytes)} decoded"
+    if data.nbytes <= config.resident_mb * 1_000_000:
+        return "resident", f"{size}, within the {config.resident_mb} MB budget (data.resident_mb)"
+    return "streamed", f"{size}, beyond the {config.resident_mb} MB budget (data.resident_mb)"
+
+
 class Trainer:
     """One run of the shared loop: built from a :class:`TrainConfig`, continued from a run directory."""
 
@@ -94,19 +108,21 @@ class Trainer:
         origin = self.catalog.origin("variants", self.spec.name)
         config = with_recipe(config, self.spec.recipe)
         self.model_config = self.spec.make_config(config.model, origin)
+        self.conditional = self.spec.is_conditional(self.model_config)
         self.loss = self.catalog.losses.get(config.loss or self.spec.default_loss)
         self.device = self.dist.device or pick_device(config.device)
         dataset = self.catalog.datasets.get(config.data.name)
-        full = self.dist.in_turn(lambda: dataset.load(config.data), f"data set {config.data.name!r}")
+        full, self.data_options = self.dist.in_turn(
+            lambda: load_data(dataset, config.data, self.catalog.origin("datasets", dataset.name)), f"data set {config.data.name!r}")
         data = full.subset(config.data.subset, config.data.subset_seed) if config.data.subset else full
-        if self.spec.conditional and data.labels is None:
+        if self.conditional and data.labels is None:
             raise GanforgeError(
                 f"variant {self.spec.name!r} is conditional and needs class labels, but data set "
                 f"{config.data.name!r} has none; pick a labelled data set or an unconditional variant"
             )
         self.data = data
-        self.shape = DataShape(*data.shape, data.num_classes if self.spec.conditional else None)
-        per_rank = len(data.images) // self.dist.world_size
+        self.shape = DataShape(*data.shape, data.num_classes if self.conditional else None)
+        per_rank = len(data) * (2 if config.data.xflip else 1) // self.dist.world_size
         steps_per_epoch = per_rank // config.batch_size
         if steps_per_epoch == 0:
             raise GanforgeError(
@@ -128,16 +144,27 @@ class Trainer:
         self.generator, self.discriminator = generator, discriminator
         self.speed = resolve_speed(config, self.device, self.dist.world_size,
                                    not_copyable=why_not_copyable(generator=generator, discriminator=discriminator))
+        if config.freeze_d:
+            discriminator.freeze(config.freeze_d)
         self.accel = Accelerator(self.speed, self.device, self.dist)
         self.accel.place(generator, discriminator, config.channels_last)
         self.ema = EMA(generator, config.ema, config.ema_start) if config.ema else None
         self.accel.prepare(generator, discriminator, lr_g=self.lr_g, lr_d=self.lr_d, betas=self.betas)
         self.terms.to(self.device)
 
-        images = data.images.to(self.device)
-        labels = data.labels.to(self.device) if data.labels is not None and self.spec.conditional else None
-        self.batches = ResidentBatches(images, labels, batch_size=config.batch_size, per_step=config.n_critic,
-                                       seed=config.seed, dist=self.dist, memory_format=self.accel.memory_format)
+        self.residency = residency(data, config.data, self.device)
+        labels = data.labels if data.labels is not None and self.conditional else None
+        order = {"batch_size": config.batch_size, "per_step": config.n_critic, "seed": config.seed, "dist": self.dist,
+                 "memory_format": self.accel.memory_format, "xflip": config.data.xflip}
+        if self.residency[0] == "resident":
+            require_memory(data.nbytes, f"{len(data):,} images held on the device", self.device,
+                           "stream them from their files with --set data.stream=true")
+            self.batches: ResidentBatches | StreamedBatches = ResidentBatches(
+                data.resident().images.to(self.device), None if labels is None else labels.to(self.device), **order)
+        else:
+            workers = config.data.workers if config.data.workers is not None else min(8, os.cpu_count() or 1)
+            self.batches = StreamedBatches(data, labels, device=self.device, workers=workers, **order)
+        labels = labels.to(self.device) if labels is not None else None
         frequencies = (torch.bincount(labels, minlength=self.shape.num_classes).float()
                        if labels is not None and config.fake_labels == "data" else None)
         self.noise = torch.Generator(device=self.device).manual_seed(config.seed + 7919 * (self.dist.rank + 1))
@@ -158,6 +185,7 @@ class Trainer:
             self._evaluation = Evaluation(dataset, full, [e.value for e in self.catalog.metrics], config.eval_samples,
                                           config.seed, self.device)
         self.fixed_z, self.fixed_labels, self.grid_rows = self._fixed_noise()
+        self.init_record: dict[str, Any] | None = None
         self.context = TrainContext(config, self.spec.name, self.run.path, self.device, generator, discriminator,
                                     self.accel.opt_g, self.accel.opt_d, self.dist.rank, self.dist.world_size,
                                     augmentation=self.terms.augmentation, _sampling=self.sampling_generator)
@@ -201,7 +229,11 @@ class Trainer:
                 "lr_d": self.lr_d,
                 "betas": list(self.betas),
                 "data_shape": list(self.shape),
-                "data_size": len(self.data.images),
+                "data_size": len(self.data),
+                "data_path": {"mode": self.residency[0], "why": self.residency[1]},
+                "data_options": self.data_options.model_dump(mode="json"),
+                "init_from": self.init_record,
+                "frozen_d_weights": sum(p.numel() for p in self.discriminator.parameters() if not p.requires_grad),
                 "steps_per_epoch": self.batches.steps_per_epoch,
                 "world_size": self.dist.world_size,
                 "device": str(self.device),
@@ -292,8 +324,6 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any], source: Path | str) -> None:
         """Continue from ``state`` (a checkpoint read from ``source``, named in errors)."""
-        from ..runs import load_weights
-
         if state.get("variant") != self.spec.name:
             raise CheckpointError(f"{source}: holds variant {state.get('variant')!r}, this run is {self.spec.name!r}")
         load_weights(self.generator, state["generator"], "generator", source)
@@ -311,6 +341,28 @@ class Trainer:
         self.best_fid = float(state.get("best_fid", math.inf))
         self.max_modes = int(state.get("max_modes", 0))
         self.batches.load_state_dict(state)
+
+    def initialize_from(self, source: Path) -> None:
+        """Start from another run's weights (G, D, and the EMA of G where both runs keep one): a run
+        directory (its last checkpoint) or a checkpoint file. Optimisers and step stay fresh."""
+        path = RunDir(source).checkpoint_path("last") if source.is_dir() else source
+        state = load_checkpoint(path, map_location=self.device)
+        load_weights(self.generator, state["generator"], "generator", path)
+        load_weights(self.discriminator, state["discriminator"], "discriminator", path)
+        if self.ema is not None:
+            if "ema" in state:
+                try:
+                    self.ema.load_state_dict(state["ema"])
+                except RuntimeError:
+                    raise CheckpointError(f"{path}: its EMA weights do not fit this run's generator") from None
+            else:
+                self.ema.restart()
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        self.init_record = {"path": str(path), "sha256": digest.hexdigest(), "step": state["step"],
+                            "variant": state["variant"]}
 
     def set_learning_rates(self) -> None:
         """Apply this run's learning rates to the optimisers (a resumed run's checkpoint holds the old ones)."""
@@ -381,6 +433,7 @@ class Trainer:
             raise
         finally:
             bar.close()
+            self.batches.close()
             pm.hook.ganforge_train_end(context=self.context, status=status)
         return TrainResult(self.run.path, self.step, status, last_metrics)
 
@@ -544,6 +597,8 @@ def train(config: TrainConfig, catalog: Catalog | None = None, *, resume_if_exis
             saved = trainer.run.read_config()
             changes, _ = setting_changes(_recorded_settings(saved, trainer.spec), _settings_of(trainer))
             return _continue(trainer, saved, changes, already_done_ok=True)
+        if config.init_from is not None:
+            trainer.initialize_from(config.init_from)
         if action == "start over" and trainer.dist.is_main:
             trainer.run.rewind(0)
             trainer.run.write_config(trainer.describe())
