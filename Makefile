@@ -6,10 +6,12 @@ STAMP := $(VENV)/.ganforge-installed
 
 .PHONY: install demo test bench clean
 
-$(STAMP): pyproject.toml plugins/dcgan/pyproject.toml plugins/cgan/pyproject.toml plugins/resnet/pyproject.toml
+$(STAMP): pyproject.toml plugins/dcgan/pyproject.toml plugins/cgan/pyproject.toml plugins/resnet/pyproject.toml \
+		plugins/stylegan2/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "torch>=2.4,<2.15" "torchvision>=0.19,<0.30"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]" -e plugins/dcgan -e plugins/cgan -e plugins/resnet
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]" -e plugins/dcgan -e plugins/cgan -e plugins/resnet \
+		-e plugins/stylegan2
 	touch $(STAMP)
 
 install: $(STAMP)

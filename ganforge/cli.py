@@ -259,7 +259,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .outputs import check_output, make_parent, write_samples
     from .resources import require_memory
     from .runs import write_grid
-    from .sampling import generate_chunks, load_run
+    from .sampling import generate_chunks, interpolation_grid, load_run, mixing_grid
 
     if args.n < 1:
         raise GanforgeError(f"--n {args.n}: must be at least 1")
@@ -288,7 +288,22 @@ def cmd_sample(args: argparse.Namespace) -> int:
         require_memory(n * pixels, f"{n} samples in one .pt file", torch.device("cpu"),
                        "write them with --out FILE.npz, which is written as they are generated")
     make_parent(args.out)
-    chunks = generate_chunks(generator, n, labels=labels, seed=args.seed, truncation=args.truncation)
+    if args.mix or args.interpolate:
+        if kind != ".png":
+            raise GanforgeError("--mix and --interpolate draw a PNG grid: give --out FILE.png")
+        if args.mix and args.interpolate:
+            raise GanforgeError("--mix and --interpolate draw different grids: give one of them")
+        if args.mix:
+            images = mixing_grid(generator, args.mix, seed=args.seed, psi=args.psi)
+            rows, what = args.mix + 1, f"a style-mixing grid of {args.mix} x {args.mix} images"
+        else:
+            rows_of = max(1, round(n / args.interpolate))
+            images = interpolation_grid(generator, rows_of, args.interpolate, seed=args.seed, psi=args.psi)
+            rows, what = args.interpolate, f"{rows_of} interpolations of {args.interpolate} steps"
+        write_grid(args.out, images, rows, what)
+        print(f"wrote {what} from {args.run_dir} (step {loaded.step}) to {args.out}")
+        return 0
+    chunks = generate_chunks(generator, n, labels=labels, seed=args.seed, truncation=args.truncation, psi=args.psi)
     what = f"{n} samples"
     if kind == ".png":
         write_grid(args.out, torch.cat([images.float().cpu() for images, _ in chunks]), per_row, what)
@@ -329,9 +344,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     data, _ = load_data(dataset, data_config, catalog.origin("datasets", dataset.name))
     evaluation = Evaluation(dataset, data, [e.value for e in catalog.metrics], args.n,
                             args.seed, loaded.device, args.inception_weights)
-    scored = (evaluation.run(loaded.generator, truncation=args.truncation, by_class=True) if args.repeats == 1
-              else evaluation.repeat(loaded.generator, args.repeats, truncation=args.truncation, by_class=True))
-    figures = {"checkpoint": str(args.checkpoint), "step": loaded.step, "truncation": args.truncation, **scored}
+    scored = (evaluation.run(loaded.generator, truncation=args.truncation, by_class=True, psi=args.psi) if args.repeats == 1
+              else evaluation.repeat(loaded.generator, args.repeats, truncation=args.truncation, by_class=True, psi=args.psi))
+    figures = {"checkpoint": str(args.checkpoint), "step": loaded.step, "truncation": args.truncation, "psi": args.psi,
+               **scored}
     (loaded.run.path / "eval.json").write_text(json.dumps(figures, indent=2) + "\n")
     nested = ("per_repeat", "confusion", "per_class")
     rows = [[k, f"{v:.4f}" if isinstance(v, float) else str(v)] for k, v in figures.items() if k not in nested]
@@ -357,6 +373,20 @@ def _class_table(records: list[dict[str, Any]]) -> str:
 
 # ----------------------------------------------------------------------------- parser
 TRUNCATION_HELP = "redraw latent entries beyond +-T (truncation trick): more typical images, less variety"
+
+
+PSI_HELP = "StyleGAN's truncation: pull w towards its average (1: none, 0: the average image)"
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: give a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: give at least 1")
+    return value
 
 
 def _seed(text: str) -> int:
@@ -463,6 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class", dest="class_", type=int, help="draw only this class (conditional variants)")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--truncation", type=float, metavar="T", help=TRUNCATION_HELP)
+    p.add_argument("--psi", type=float, help=PSI_HELP)
+    p.add_argument("--interpolate", type=_positive, metavar="STEPS",
+                   help="a grid of about N/STEPS rows, each walking between two latent codes in STEPS images")
+    p.add_argument("--mix", type=_positive, metavar="K",
+                   help="StyleGAN's style-mixing grid: K sources across, K destinations down, each cell the "
+                        "destination with the source's coarse styles")
     p.add_argument("--device", default="auto")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=cmd_sample)
@@ -482,6 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=1, metavar="K",
                    help="score K sample sets (seeds SEED..SEED+K-1) against one reference: means and their sd")
     p.add_argument("--truncation", type=float, metavar="T", help=TRUNCATION_HELP)
+    p.add_argument("--psi", type=float, help=PSI_HELP)
     p.add_argument("--device", default="auto")
     p.add_argument("--inception-weights", type=Path, help="Inception-v3 weights for colour data sets")
     p.set_defaults(func=cmd_eval)

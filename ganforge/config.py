@@ -107,6 +107,9 @@ class TrainConfig(BaseModel):
     augment: TermChoice | None = Field(
         None, description="augmentation of every image D sees, e.g. {name: diffaugment} (`ganforge augmentations`)")
     ema: float | None = Field(None, gt=0, lt=1, description="decay of an exponential moving average of G")
+    ema_kimg: float | None = Field(
+        None, gt=0, description="the EMA's half-life in thousands of images (StyleGAN's ema_kimg): sets the decay from "
+                                "the images per step; give it or ema, not both")
     ema_start: int = Field(
         0, ge=0, description="steps before the EMA starts averaging (until then it copies G): early generators average to blur")
     seed: int = Field(0, ge=0, lt=SEED_LIMIT, description="seeds the weights, the data order and the noise")
@@ -143,6 +146,8 @@ class TrainConfig(BaseModel):
     def _one_length(self) -> TrainConfig:
         if self.steps is not None and self.epochs is not None:
             raise ValueError("give steps or epochs, not both")
+        if self.ema is not None and self.ema_kimg is not None:
+            raise ValueError("give ema (a decay) or ema_kimg (a half-life), not both")
         return self
 
 

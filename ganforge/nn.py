@@ -11,6 +11,7 @@ host: the checks cost no device sync).
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 
 import torch
@@ -90,7 +91,15 @@ class _Contract(nn.Module):
 
 
 class Generator(_Contract):
-    """Maps latent codes ``z`` of shape (B, latent_dim), and labels if conditional, to (B, C, H, W) in [-1, 1]."""
+    """Maps latent codes ``z`` of shape (B, latent_dim), and labels if conditional, to (B, C, H, W) in [-1, 1].
+
+    ``bounded``: the images lie in [-1, 1] (a generator ending in tanh). A generator whose images are
+    clipped where they are read instead (StyleGAN's) sets it False; sampling clips them and the
+    range check skips them. ``truncated(psi)``: a generator with an average latent to pull towards
+    (StyleGAN's w) overrides it to sample with that truncation.
+    """
+
+    bounded: bool = True
 
     def __init__(self, latent_dim: int, image_shape: tuple[int, int, int], num_classes: int | None = None) -> None:
         super().__init__(image_shape, num_classes)
@@ -106,10 +115,20 @@ class Generator(_Contract):
                                f"expected ({z.shape[0]}, {', '.join(map(str, self.image_shape))})")
         return images
 
+    def truncated(self, psi: float) -> contextlib.AbstractContextManager[None]:
+        """A context in which the generator draws with truncation ``psi`` towards its average latent
+        (1: none, 0: the average itself); only generators that keep one (StyleGAN's w) have it."""
+        raise GanforgeError(f"{self.origin or type(self).__name__} has no average latent to truncate towards "
+                            "(--psi is for StyleGAN's w); --truncation redraws z instead")
+
     def check_range(self, images: torch.Tensor) -> None:
         """Raise ContractError unless ``images`` (this generator's output) lie in [-1, 1]. It reads the
         images on the host, so the loop calls it once, on a first batch, rather than at every step."""
         low, high = float(images.min()), float(images.max())
+        if not self.bounded:
+            if not (math.isfinite(low) and math.isfinite(high)):
+                raise self._broken(f"its generator's images hold NaN or Inf (values from {low} to {high})")
+            return
         if not (low >= -1 - RANGE_TOLERANCE and high <= 1 + RANGE_TOLERANCE):
             raise self._broken(f"its generator's images must lie in [-1, 1] (end it in tanh), got values from "
                                f"{low:.4g} to {high:.4g}")

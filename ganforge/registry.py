@@ -18,6 +18,9 @@ KNOWN_PROVIDERS: Mapping[str, str] = {
     "cgan": "ganforge-cgan",
     "cdcgan": "ganforge-cgan",
     "acgan": "ganforge-cgan",
+    "sngan": "ganforge-resnet",
+    "biggan": "ganforge-resnet",
+    "stylegan2": "ganforge-stylegan2",
 }
 
 

@@ -8,6 +8,7 @@ images whichever of them asks.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,12 +35,14 @@ def class_labels(n: int, num_classes: int, device: torch.device | str = "cpu") -
 
 @torch.no_grad()
 def generate_chunks(generator: Generator, n: int, *, labels: torch.Tensor | None = None, seed: int = 0,
-                    truncation: float | None = None, chunk: int = CHUNK) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+                    truncation: float | None = None, psi: float | None = None,
+                    chunk: int = CHUNK) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """``n`` images in [-1, 1] as chunks of at most ``chunk``, with the labels they were drawn for.
 
     A conditional generator without ``labels`` draws every class in blocks (:func:`class_labels`).
-    ``truncation`` draws the codes with the truncation trick (:func:`ganforge.nn.draw_latent`). The
-    generator runs in eval mode and is put back as it was.
+    ``truncation`` draws the codes with the truncation trick (:func:`ganforge.nn.draw_latent`);
+    ``psi`` pulls them towards the generator's average latent (StyleGAN's truncation). The generator
+    runs in eval mode and is put back as it was; its images are clipped to [-1, 1].
     """
     device = next(generator.parameters()).device
     num_classes = generator.num_classes
@@ -48,16 +51,72 @@ def generate_chunks(generator: Generator, n: int, *, labels: torch.Tensor | None
     if num_classes is not None and labels is None:
         labels = class_labels(n, num_classes, device)
     rng = torch.Generator(device=device).manual_seed(seed)
-    was_training = generator.training
-    generator.eval()
-    try:
+    with _evaluating(generator), generator.truncated(psi) if psi is not None else contextlib.nullcontext():
         for start in range(0, n, chunk):
             size = min(chunk, n - start)
             z = draw_latent(generator, size, truncation, device=device, generator=rng)
             part = None if labels is None else labels[start:start + size]
-            yield generator(z, part), part
+            yield generator(z, part).clamp(-1, 1), part
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between latent codes ``a`` and ``b`` (rows) at fractions ``t``: the path
+    that stays where Gaussian codes lie, unlike a straight line through the origin's neighbourhood."""
+    unit_a, unit_b = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
+    omega = torch.acos((unit_a * unit_b).sum(-1, keepdim=True).clamp(-1, 1)).clamp_min(1e-6)
+    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+
+
+@torch.no_grad()
+def interpolation_grid(generator: Generator, rows: int, steps: int, *, seed: int = 0,
+                       psi: float | None = None) -> torch.Tensor:
+    """``rows`` walks of ``steps`` images each, between two latent codes along the great circle (slerp);
+    a conditional generator walks within one class per row, the classes in turn. Images row by row."""
+    device = next(generator.parameters()).device
+    rng = torch.Generator(device=device).manual_seed(seed)
+    ends = [draw_latent(generator, rows, None, device=device, generator=rng) for _ in range(2)]
+    t = torch.linspace(0, 1, steps, device=device)[None, :, None]
+    z = slerp(ends[0][:, None], ends[1][:, None], t).reshape(rows * steps, -1)
+    labels = None
+    if generator.num_classes is not None:
+        labels = (torch.arange(rows, device=device) % generator.num_classes).repeat_interleave(steps)
+    with _evaluating(generator), generator.truncated(psi) if psi is not None else contextlib.nullcontext():
+        return torch.cat([generator(part, None if labels is None else labels[i:i + CHUNK]).clamp(-1, 1).cpu()
+                          for i, part in zip(range(0, len(z), CHUNK), z.split(CHUNK))])
+
+
+@torch.no_grad()
+def mixing_grid(generator: Generator, k: int, *, seed: int = 0, psi: float | None = None, coarse: int = 4) -> torch.Tensor:
+    """StyleGAN's style-mixing figure, (k + 1) x (k + 1) images: the top row holds k sources, the left
+    column k destinations, and each other cell the destination with its first ``coarse`` ws (pose,
+    shape) taken from the column's source. Needs a generator with ``styles`` and ``synthesis``."""
+    if not (hasattr(generator, "styles") and hasattr(generator, "synthesis")):
+        raise GanforgeError(f"{generator.origin or type(generator).__name__} has no styles to mix; --mix is for "
+                            "StyleGAN's generators")
+    device = next(generator.parameters()).device
+    rng = torch.Generator(device=device).manual_seed(seed)
+    z = draw_latent(generator, 2 * k, None, device=device, generator=rng)
+    labels = (torch.arange(2 * k, device=device) % generator.num_classes) if generator.num_classes else None
+    with _evaluating(generator), generator.truncated(psi) if psi is not None else contextlib.nullcontext():
+        ws = generator.styles(z, labels)
+        sources, destinations = ws[:k], ws[k:]
+        mixed = destinations[:, None].repeat(1, k, 1, 1)
+        mixed[:, :, :coarse] = sources[None, :, :coarse]
+        render = [generator.synthesis(w, "const").clamp(-1, 1).cpu() for w in (sources, destinations, mixed.flatten(0, 1))]
+    blank = torch.full_like(render[0][:1], -1)
+    rows = [torch.cat([blank, render[0]])]
+    rows += [torch.cat([render[1][i:i + 1], render[2][i * k:(i + 1) * k]]) for i in range(k)]
+    return torch.cat(rows)
+
+
+@contextlib.contextmanager
+def _evaluating(model: torch.nn.Module) -> Iterator[None]:
+    was_training = model.training
+    model.eval()
+    try:
+        yield
     finally:
-        generator.train(was_training)
+        model.train(was_training)
 
 
 @dataclass
@@ -75,11 +134,12 @@ class LoadedRun:
     def device(self) -> torch.device:
         return next(self.generator.parameters()).device
 
-    def sample(self, n: int, *, labels: torch.Tensor | None = None, seed: int = 0,
-               truncation: float | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def sample(self, n: int, *, labels: torch.Tensor | None = None, seed: int = 0, truncation: float | None = None,
+               psi: float | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``n`` images in [-1, 1] (and the labels they were drawn for, for conditional variants);
-        ``truncation`` draws the latent codes with the truncation trick (``draw_latent``)."""
-        parts = list(generate_chunks(self.generator, n, labels=labels, seed=seed, truncation=truncation))
+        ``truncation`` draws the latent codes with the truncation trick (``draw_latent``), ``psi``
+        pulls them towards the generator's average latent where it has one (StyleGAN)."""
+        parts = list(generate_chunks(self.generator, n, labels=labels, seed=seed, truncation=truncation, psi=psi))
         images = torch.cat([images for images, _ in parts])
         drawn = None if parts[0][1] is None else torch.cat([part for _, part in parts])  # type: ignore[misc]
         return images, drawn

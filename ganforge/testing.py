@@ -59,8 +59,9 @@ def check_pair(spec: VariantSpec, config: Any, shape: DataShape, batch: int,
         fake = g(z, labels)
     _expect(fake.shape == (batch, *shape.image_shape), f"G output: expected {(batch, *shape.image_shape)}, got {tuple(fake.shape)}")
     _expect(bool(torch.isfinite(fake).all()), "G output holds NaN or Inf")
-    _expect(float(fake.min()) >= -1.0 and float(fake.max()) <= 1.0,
-            f"G output must lie in [-1, 1], got [{float(fake.min()):.4f}, {float(fake.max()):.4f}]")
+    _expect(not g.bounded or (float(fake.min()) >= -1.0 and float(fake.max()) <= 1.0),
+            f"G output must lie in [-1, 1], got [{float(fake.min()):.4f}, {float(fake.max()):.4f}] (a generator "
+            "whose images are clipped where they are read declares bounded = False)")
     # 64 codes, all for one class: a G that ignores z draws every image alike (a small G at its
     # initialisation may leave a few codes in a dead region, not all of them).
     probe = g.sample_latent(64)
@@ -73,6 +74,11 @@ def check_pair(spec: VariantSpec, config: Any, shape: DataShape, batch: int,
     real = torch.rand(batch, *shape.image_shape) * 2 - 1
     scores = d(real, labels)
     _expect(scores.shape == (batch, 1), f"D output: expected ({batch}, 1) logits, got {tuple(scores.shape)}")
+    if batch > 1 and not spec.d_sees_batch(config):
+        _expect(not _sees_batch(d, real, labels),
+                "D's output for one image changes with the other images in its batch (batch norm, a minibatch "
+                "statistic), so the loop must not score real and fake images together: declare "
+                "VariantSpec(discriminator_sees_batch=True)")
 
     def with_terms(value: torch.Tensor, phase: str, fakes: torch.Tensor, d_real: torch.Tensor | None,
                    d_fake: torch.Tensor) -> torch.Tensor:
@@ -124,6 +130,23 @@ def check_pair(spec: VariantSpec, config: Any, shape: DataShape, batch: int,
             bogus = torch.zeros(batch, dtype=torch.long)
             _expect_input_error(lambda: g(z, bogus), "unconditional G given labels")
             _expect_input_error(lambda: d(real, bogus), "unconditional D given labels")
+
+
+def _sees_batch(d: Discriminator, real: torch.Tensor, labels: torch.Tensor | None) -> bool:
+    """Whether D, in training mode, scores the first image differently when the others change. Each
+    forward starts from the same state (spectral norm's power iteration and batch-norm statistics move
+    at every forward) and the same random numbers."""
+    import copy
+
+    state = copy.deepcopy(d.state_dict())
+    others = torch.rand_like(real[1:]) * 2 - 1
+    outputs = []
+    for batch in (real, torch.cat([real[:1], others])):
+        torch.manual_seed(0)
+        with torch.no_grad():
+            outputs.append(d(batch, labels)[0])
+        d.load_state_dict(state)
+    return not torch.allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-6)
 
 
 def check_variant(
@@ -185,12 +208,17 @@ def assert_states_equal(a: Any, b: Any, where: str = "state") -> None:
         _expect(a == b, f"{where}: {a!r} != {b!r}")
 
 
-def _term_setup(shape: tuple[int, int, int], batch: int, seed: int = 0) -> tuple[Any, Any, torch.Tensor, torch.Tensor]:
-    """A tiny G and D (the built-in MLP's) and a real and a fake batch, for checking step terms."""
+def _term_setup(shape: tuple[int, int, int], batch: int, models: Any = None,
+                seed: int = 0) -> tuple[Any, Any, torch.Tensor, torch.Tensor]:
+    """A tiny G and D (``models()``, or the built-in MLP's) and a real and a fake batch, for checking step terms."""
     from .builtin.mlp import MLP
 
     torch.manual_seed(seed)
-    g, d = build_models(MLP, MLP.make_config({"latent_dim": 8, "g_hidden": [16], "d_hidden": [16]}), DataShape(*shape))
+    if models is None:
+        g, d = build_models(MLP, MLP.make_config({"latent_dim": 8, "g_hidden": [16], "d_hidden": [16]}), DataShape(*shape))
+    else:
+        g, d = models()
+        shape = g.image_shape
     real = torch.rand(batch, *shape) * 2 - 1
     fake = g(g.sample_latent(batch))
     return g, d, real, fake
@@ -208,13 +236,14 @@ def _view(phase: str, g: Any, d: Any, real: torch.Tensor, fake: torch.Tensor, se
 
 
 def check_regularizer(spec: Any, options: Any = None, *, image_shape: tuple[int, int, int] = (1, 8, 8),
-                      batch: int = 6) -> None:
+                      batch: int = 6, models: Any = None) -> None:
     """Check a :class:`ganforge.regularizers.RegularizerSpec` as the step relies on it.
 
     Built from ``options`` (its defaults where None), in each phase it declares: the penalty is a
     finite scalar; gradients reach D's weights in D's phase (G's in G's phase) and are finite; the
     same random generator state gives the same penalty; and it changes neither the images it is
-    shown nor any weight. Raises :class:`ContractViolation` naming what broke.
+    shown nor any weight. It runs on a small MLP pair, or on the (G, D) that ``models()`` builds,
+    for a term that needs a variant's own networks. Raises :class:`ContractViolation` naming what broke.
     """
     import copy
 
@@ -225,9 +254,10 @@ def check_regularizer(spec: Any, options: Any = None, *, image_shape: tuple[int,
     _expect(isinstance(module, Regularizer), f"{spec.name}: build() returned {type(module).__name__}, not a Regularizer")
     _expect(set(module.phases) <= {"d", "g"} and module.phases, f"{spec.name}: phases must be 'd' and/or 'g', got {module.phases}")
     for phase in module.phases:
-        g, d, real, fake = _term_setup(image_shape, batch)
+        g, d, real, fake = _term_setup(image_shape, batch, models)
         before = (real.clone(), fake.detach().clone(), copy.deepcopy(d.state_dict()), copy.deepcopy(g.state_dict()))
         state = copy.deepcopy(module.state_dict())
+        torch.manual_seed(1)  # the models' own randomness (dropout, StyleGAN's noise) comes from torch's generator
         value = module.penalty(_view(phase, g, d, real, fake, seed=1))
         _expect(isinstance(value, torch.Tensor) and value.dim() == 0 and bool(torch.isfinite(value)),
                 f"{spec.name} ({phase} phase): the penalty must be a finite scalar tensor, got {value!r}")
@@ -242,11 +272,12 @@ def check_regularizer(spec: Any, options: Any = None, *, image_shape: tuple[int,
         assert_states_equal(before[2], d.state_dict(), f"{spec.name}: D's state")
         assert_states_equal(before[3], g.state_dict(), f"{spec.name}: G's state")
         module.load_state_dict(state)
+        torch.manual_seed(1)
         again = module.penalty(_view(phase, g, d, real, fake, seed=1))
         _expect(torch.equal(value.detach(), again.detach()),
                 f"{spec.name} ({phase} phase): the same random state gave {float(value.detach())} and then "
-                f"{float(again.detach())}; "
-                "draw random numbers from view.noise only")
+                f"{float(again.detach())}; draw random numbers from view.noise (or torch's default generator, "
+                "whose state checkpoints keep) only")
 
 
 def check_augmentation(spec: Any, options: Any = None, *,

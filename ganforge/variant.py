@@ -34,6 +34,17 @@ class DataShape(NamedTuple):
 
 
 @dataclass(frozen=True)
+class RecipeInputs:
+    """What a variant's ``recipe_for`` may depend on, known once the data is loaded: the image shape,
+    the number of training images, the batch size per process and the number of processes."""
+
+    image_shape: tuple[int, int, int]
+    data_size: int
+    batch_size: int
+    world_size: int
+
+
+@dataclass(frozen=True)
 class OptimizerSettings:
     """Adam settings a variant trains with unless the user overrides them."""
 
@@ -66,12 +77,25 @@ class VariantSpec:
     """(C, H, W) shapes the variant supports, which ``ganforge.testing.check_variant`` tries."""
     recipe: Mapping[str, Any] = field(default_factory=dict)
     """Training settings (TrainConfig fields, e.g. ``{"ema": 0.999}``) used unless the user sets them."""
+    recipe_for: Callable[[RecipeInputs], Mapping[str, Any]] | None = None
+    """More recipe that depends on the data and the batch (StyleGAN2's R1 gamma grows with the image
+    side and shrinks with the batch; ADA is on for small data sets): applied like ``recipe``."""
+    discriminator_sees_batch: bool | Callable[[Any], bool] = False
+    """Whether D's output for one image depends on the other images in its batch (batch norm, a
+    minibatch standard deviation), as a bool or a function of the variant's config: the loop then
+    scores real and fake images in separate forwards. ``check_variant`` catches a D that depends
+    on its batch without saying so."""
     terms: tuple[Mapping[str, Any], ...] = ()
     """Step terms the variant always trains with, as ``{"name": ..., option: value}`` (an auxiliary
     classifier's loss, say): part of the model, where ``recipe`` only holds defaults the user may change."""
     legacy_config: Mapping[str, Any] = field(default_factory=dict)
     """Config fields added after runs were recorded without them, each with the value that rebuilds
     those older runs' models (a new field's default may build a different network)."""
+
+    def d_sees_batch(self, config: Any) -> bool:
+        """Whether D, built with ``config``, scores an image differently with other images beside it."""
+        declared = self.discriminator_sees_batch
+        return bool(declared(config) if callable(declared) else declared)
 
     def is_conditional(self, config: Any) -> bool:
         """Whether the variant, built with ``config``, draws images of the classes asked for."""

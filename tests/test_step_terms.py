@@ -109,7 +109,7 @@ def test_the_contract_kit_catches_a_term_that_draws_its_own_randomness() -> None
         def penalty(self, view):
             return view.d_fake.mean() * torch.rand(())
 
-    with pytest.raises(ContractViolation, match="draw random numbers from view.noise only"):
+    with pytest.raises(ContractViolation, match="draw random numbers from view.noise"):
         check_regularizer(RegularizerSpec("noisy", "random weights", Noisy))
 
 

@@ -59,13 +59,13 @@ def embed_images(evaluator: Evaluator, images: torch.Tensor, requested: torch.Te
 
 
 def embed_samples(generator: Generator, evaluator: Evaluator, n: int, *, seed: int = 0,
-                  truncation: float | None = None) -> Samples:
+                  truncation: float | None = None, psi: float | None = None) -> Samples:
     """The evaluator's view of ``n`` images drawn from ``generator`` (:func:`ganforge.sampling.generate_chunks`):
     generated, embedded and dropped a chunk at a time, so memory holds features, not images."""
     requested: list[torch.Tensor] = []
 
     def images() -> Iterator[torch.Tensor]:
-        for chunk, labels in generate_chunks(generator, n, seed=seed, truncation=truncation):
+        for chunk, labels in generate_chunks(generator, n, seed=seed, truncation=truncation, psi=psi):
             if labels is not None:
                 requested.append(labels.cpu())
             yield chunk
@@ -112,22 +112,22 @@ class Evaluation:
         self.n, self.seed, self.device = n, seed, device
 
     def run(self, generator: nn.Module, truncation: float | None = None, *, sample_seed: int | None = None,
-            by_class: bool = False) -> dict[str, Any]:
+            by_class: bool = False, psi: float | None = None) -> dict[str, Any]:
         """Score ``n`` samples drawn with ``sample_seed`` (default: the reference's seed); ``by_class``
         as in :func:`score`."""
         seed = self.seed if sample_seed is None else sample_seed
-        samples = embed_samples(generator, self.evaluator, self.n, seed=seed, truncation=truncation)
+        samples = embed_samples(generator, self.evaluator, self.n, seed=seed, truncation=truncation, psi=psi)
         return score(samples, self.reference, self.evaluator, self.metrics, seed=seed, by_class=by_class)
 
     def repeat(self, generator: nn.Module, repeats: int, truncation: float | None = None, *,
-               by_class: bool = False) -> dict[str, Any]:
+               by_class: bool = False, psi: float | None = None) -> dict[str, Any]:
         """Score ``repeats`` independent sample sets against the one reference: each figure's mean, its
         standard deviation across the sets (``<name>_sd``: how far one evaluation's figure moves with
         the samples alone), and every set's figures under ``per_repeat``; per-class figures
         (``by_class``) count the samples of all sets together."""
         if repeats < 2:
             raise GanforgeError(f"repeats={repeats}: a spread needs at least 2 sample sets; use run() for one")
-        runs = [self.run(generator, truncation, sample_seed=self.seed + k, by_class=by_class) for k in range(repeats)]
+        runs = [self.run(generator, truncation, sample_seed=self.seed + k, by_class=by_class, psi=psi) for k in range(repeats)]
         summary: dict[str, Any] = {}
         for key, first in runs[0].items():
             values = [r[key] for r in runs]

@@ -42,7 +42,7 @@ from ..metrics.evaluate import Evaluation
 from ..nn import Generator, trusted_labels
 from ..resources import parameter_counts, require_memory, size_text
 from ..runs import CheckpointError, RunDir, load_checkpoint, load_weights
-from ..variant import DataShape, VariantSpec, build_models
+from ..variant import DataShape, RecipeInputs, VariantSpec, build_models
 from .batches import ResidentBatches, StreamedBatches
 from .context import TrainContext
 from .state import restore_rng, resumed_description, rng_state, setting_changes
@@ -122,6 +122,9 @@ class Trainer:
             )
         self.data = data
         self.shape = DataShape(*data.shape, data.num_classes if self.conditional else None)
+        if self.spec.recipe_for is not None:
+            inputs = RecipeInputs(data.shape, len(data), config.batch_size, self.dist.world_size)
+            config = with_recipe(config, self.spec.recipe_for(inputs))
         per_rank = len(data) * (2 if config.data.xflip else 1) // self.dist.world_size
         steps_per_epoch = per_rank // config.batch_size
         if steps_per_epoch == 0:
@@ -148,7 +151,10 @@ class Trainer:
             discriminator.freeze(config.freeze_d)
         self.accel = Accelerator(self.speed, self.device, self.dist)
         self.accel.place(generator, discriminator, config.channels_last)
-        self.ema = EMA(generator, config.ema, config.ema_start) if config.ema else None
+        # A half-life in images (StyleGAN's ema_kimg) gives the decay per step from the images a step shows G.
+        self.ema_decay = config.ema or (0.5 ** (config.batch_size * self.dist.world_size / (config.ema_kimg * 1000))
+                                        if config.ema_kimg else None)
+        self.ema = EMA(generator, self.ema_decay, config.ema_start) if self.ema_decay else None
         self.accel.prepare(generator, discriminator, lr_g=self.lr_g, lr_d=self.lr_d, betas=self.betas)
         self.terms.to(self.device)
 
@@ -168,8 +174,10 @@ class Trainer:
         frequencies = (torch.bincount(labels, minlength=self.shape.num_classes).float()
                        if labels is not None and config.fake_labels == "data" else None)
         self.noise = torch.Generator(device=self.device).manual_seed(config.seed + 7919 * (self.dist.rank + 1))
-        # Batch norm makes D's output for one image depend on the others in its batch: real and fake then go apart.
-        joint = not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in discriminator.modules())
+        # Where D's output for one image depends on the others in its batch (declared by the variant; batch
+        # norm found in D counts too), real and fake go through D apart.
+        joint = not (self.spec.d_sees_batch(self.model_config)
+                     or any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in discriminator.modules()))
         self.step_fn = GanStep(self.accel, self.loss, self.batches, FakeInputs(generator, self.noise, self.device, frequencies),
                                self.terms, n_critic=config.n_critic, batch_size=config.batch_size, joint_d_forward=joint)
         self.step = 0
@@ -197,7 +205,7 @@ class Trainer:
         if counts is None:
             return
         n_g, n_d = counts
-        ema = n_g if self.config.ema else 0
+        ema = n_g if self.config.ema or self.config.ema_kimg else 0
         require_memory((n_g + n_d) * _TRAINING_BYTES_PER_WEIGHT + ema * 4,
                        f"variant {self.spec.name!r} with these settings ({n_g + n_d:,} weights)", self.device,
                        "choose smaller layers (`ganforge variants --options " + self.spec.name + "`)")
@@ -227,6 +235,7 @@ class Trainer:
                 **self.terms.describe(),
                 "lr_g": self.lr_g,
                 "lr_d": self.lr_d,
+                "ema_decay": self.ema_decay,
                 "betas": list(self.betas),
                 "data_shape": list(self.shape),
                 "data_size": len(self.data),

@@ -38,6 +38,8 @@ CDCGAN = VariantSpec(
     default_loss="hinge",
     conditional=True,
     example_shapes=((1, 28, 28), (3, 32, 32), (1, 16, 16)),
+    # D holds batch norm unless spectral norm replaces it, and batch norm makes its output depend on the batch.
+    discriminator_sees_batch=lambda config: not config.spectral_norm,
 )
 
 
@@ -51,6 +53,8 @@ ACGAN = VariantSpec(
     conditional=True,
     terms=({"name": "acgan"},),
     example_shapes=((1, 28, 28), (3, 32, 32), (1, 16, 16)),
+    # D holds batch norm unless spectral norm replaces it, and batch norm makes its output depend on the batch.
+    discriminator_sees_batch=lambda config: not config.spectral_norm,
 )
 
 AUXILIARY_CLASSIFIER = RegularizerSpec(

@@ -16,6 +16,8 @@ DCGAN = VariantSpec(
     build_discriminator=DCGANDiscriminator,
     default_loss="nonsaturating",
     example_shapes=((1, 28, 28), (3, 32, 32), (3, 64, 64), (1, 16, 16)),
+    # D holds batch norm unless spectral norm replaces it, and batch norm makes its output depend on the batch.
+    discriminator_sees_batch=lambda config: not config.spectral_norm,
 )
 
 
