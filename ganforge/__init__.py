@@ -18,7 +18,10 @@ if TYPE_CHECKING:
     from .catalog import Catalog, load_catalog
     from .config import DataConfig, TrainConfig
     from .errors import GanforgeError
+    from .export import export_run, from_pretrained, verify_export
     from .hookspecs import hookimpl
+    from .metrics.comparison import compare_models
+    from .metrics.scoring import evaluate_model
     from .nn import Discriminator, Generator, InputError
     from .sampling import load_run
     from .training import TrainContext, TrainResult, resume, train
@@ -28,6 +31,8 @@ _EXPORTS = {
     "Catalog": "catalog", "load_catalog": "catalog",
     "DataConfig": "config", "TrainConfig": "config",
     "GanforgeError": "errors",
+    "export_run": "export", "from_pretrained": "export", "verify_export": "export",
+    "compare_models": "metrics.comparison", "evaluate_model": "metrics.scoring",
     "hookimpl": "hookspecs",
     "Discriminator": "nn", "Generator": "nn", "InputError": "nn",
     "load_run": "sampling",
@@ -65,5 +70,6 @@ def variant_names() -> list[str]:
 __all__ = [
     "Catalog", "DataConfig", "DataShape", "Discriminator", "GanforgeError", "Generator", "InputError",
     "OptimizerSettings", "TrainConfig", "TrainContext", "TrainResult", "VariantConfig", "VariantSpec", "__version__",
-    "get_variant", "hookimpl", "load_catalog", "load_run", "resume", "train", "variant_names",
+    "compare_models", "evaluate_model", "export_run", "from_pretrained", "get_variant", "hookimpl", "load_catalog",
+    "load_run", "resume", "train", "variant_names", "verify_export",
 ]

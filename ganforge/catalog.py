@@ -1,4 +1,5 @@
-"""The registries of variants, losses, step terms, data sets and metrics, filled by asking each plugin in turn."""
+"""The registries of variants, losses, step terms, data sets, evaluators and metrics, filled by asking
+each plugin in turn."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pluggy
 from .augment import AugmentationSpec
 from .data import DatasetSpec
 from .losses import AdversarialLoss
+from .metrics.evaluators import EvaluatorSpec
 from .metrics.spec import MetricSpec
 from .plugins import PluginLoadError, PluginWarning, make_plugin_manager, strict_plugins
 from .registry import NameClash, Registry
@@ -28,6 +30,7 @@ class Catalog:
     regularizers: Registry[RegularizerSpec]
     augmentations: Registry[AugmentationSpec]
     datasets: Registry[DatasetSpec]
+    evaluators: Registry[EvaluatorSpec]
     metrics: Registry[MetricSpec]
 
     def distribution(self, plugin: str) -> str | None:
@@ -75,11 +78,12 @@ def load_catalog(pm: pluggy.PluginManager | None = None) -> Catalog:
     """Collect what every plugin registers; ``pm`` defaults to :func:`make_plugin_manager`."""
     pm = pm or make_plugin_manager()
     catalog = Catalog(pm, Registry("variant"), Registry("loss"), Registry("regulariser"), Registry("augmentation"),
-                      Registry("data set"), Registry("metric"))
+                      Registry("data set"), Registry("evaluator"), Registry("metric"))
     _collect(pm, "ganforge_register_variants", catalog.variants, VariantSpec)
     _collect(pm, "ganforge_register_losses", catalog.losses, AdversarialLoss)
     _collect(pm, "ganforge_register_regularizers", catalog.regularizers, RegularizerSpec)
     _collect(pm, "ganforge_register_augmentations", catalog.augmentations, AugmentationSpec)
     _collect(pm, "ganforge_register_datasets", catalog.datasets, DatasetSpec)
+    _collect(pm, "ganforge_register_evaluators", catalog.evaluators, EvaluatorSpec)
     _collect(pm, "ganforge_register_metrics", catalog.metrics, MetricSpec)
     return catalog

@@ -94,6 +94,10 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return _list_entries(args, "metrics")
 
 
+def cmd_evaluators(args: argparse.Namespace) -> int:
+    return _list_entries(args, "evaluators")
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     from .plugins import make_plugin_manager, plugin_hooks
 
@@ -259,7 +263,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .outputs import check_output, make_parent, write_samples
     from .resources import require_memory
     from .runs import write_grid
-    from .sampling import generate_chunks, interpolation_grid, load_run, mixing_grid
+    from .export import load_model
+    from .sampling import generate_chunks, interpolation_grid, mixing_grid
 
     if args.n < 1:
         raise GanforgeError(f"--n {args.n}: must be at least 1")
@@ -267,7 +272,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     check_output(args.out, (".png", ".npz", ".pt"), args.force)
     if kind == ".png" and args.n > GRID_LIMIT:
         raise GanforgeError(f"--n {args.n}: a PNG grid holds at most {GRID_LIMIT} images; write raw samples with --out FILE.npz")
-    loaded = load_run(args.run_dir, args.checkpoint, device=args.device)
+    loaded = load_model(args.run_dir, args.checkpoint, device=args.device)
     generator = loaded.generator
     classes = generator.num_classes
     n, per_row, labels = args.n, max(1, round(args.n ** 0.5)), None
@@ -327,35 +332,63 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .catalog import load_catalog
-    from .config import DataConfig
-    from .data import load_data
-    from .metrics.evaluate import Evaluation
-    from .sampling import load_run
+    from .metrics.scoring import evaluate_model
 
-    if args.n < 100:
-        raise GanforgeError(f"--n {args.n}: use at least 100 samples (5000 or more for figures worth comparing)")
-    if args.repeats < 1:
-        raise GanforgeError(f"--repeats {args.repeats}: give 1 (one set of samples) or more (their mean and spread)")
-    catalog = load_catalog()
-    loaded = load_run(args.run_dir, args.checkpoint, device=args.device, catalog=catalog)
-    data_config = DataConfig.model_validate(loaded.config["train"]["data"])
-    dataset = catalog.datasets.get(data_config.name)
-    data, _ = load_data(dataset, data_config, catalog.origin("datasets", dataset.name))
-    evaluation = Evaluation(dataset, data, [e.value for e in catalog.metrics], args.n,
-                            args.seed, loaded.device, args.inception_weights)
-    scored = (evaluation.run(loaded.generator, truncation=args.truncation, by_class=True, psi=args.psi) if args.repeats == 1
-              else evaluation.repeat(loaded.generator, args.repeats, truncation=args.truncation, by_class=True, psi=args.psi))
-    figures = {"checkpoint": str(args.checkpoint), "step": loaded.step, "truncation": args.truncation, "psi": args.psi,
-               **scored}
-    (loaded.run.path / "eval.json").write_text(json.dumps(figures, indent=2) + "\n")
-    nested = ("per_repeat", "confusion", "per_class")
+    figures = evaluate_model(args.run_dir, n=args.n, seed=args.seed, repeats=args.repeats, protocol=args.protocol,
+                             evaluator=args.evaluator, weights=args.inception_weights, data_dir=args.data_dir,
+                             checkpoint=args.checkpoint, truncation=args.truncation, psi=args.psi, device=args.device)
+    nested = ("per_repeat", "confusion", "per_class", "cross_check")
     rows = [[k, f"{v:.4f}" if isinstance(v, float) else str(v)] for k, v in figures.items() if k not in nested]
     print(_table(rows, ["METRIC", "VALUE"]))
     if "per_class" in figures:
         print()
         print(_class_table(figures["per_class"]))
-    print(f"wrote {loaded.run.path / 'eval.json'}")
+    if "cross_check" in figures:
+        second = figures["cross_check"]
+        keys = [k for k in ("fid", "kid", "precision", "recall", "modes", "conditional_accuracy") if k in second]
+        print(f"\nsecond opinion, {second['evaluator']}: " + ", ".join(f"{k} {second[k]:.4g}" for k in keys))
+    print(f"wrote {Path(args.run_dir) / 'eval.json'}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_run
+
+    out = export_run(args.run_dir, args.out, checkpoint=args.checkpoint, force=args.force)
+    print(f"exported {args.run_dir} to {out}: model.safetensors, config.json, README.md")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .export import read_export, verify_export
+
+    checks = verify_export(args.model, device=args.device, weights=args.inception_weights, data_dir=args.data_dir)
+    card = read_export(args.model)["evaluation"]
+    print(_table([[c.metric, f"{c.card:.4g}", f"{c.now:.4g}", f"{c.tolerance:.3g}", "agrees" if c.agrees else "DIFFERS"]
+                  for c in checks], ["METRIC", "CARD", "NOW", "TOLERANCE", "VERDICT"]))
+    agree = all(c.agrees for c in checks)
+    print(f"{args.model}: the figures {'agree with' if agree else 'differ from'} its card (protocol {card['protocol']}, "
+          f"{card['repeats']} sample set(s), evaluator {card['evaluator']})")
+    return 0 if agree else 1
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .metrics.comparison import compare_models
+
+    result = compare_models(args.runs, repeats=args.repeats, n=args.n, seed=args.seed, protocol=args.protocol,
+                            evaluator=args.evaluator, weights=args.inception_weights, checkpoint=args.checkpoint,
+                            device=args.device, pool_seeds=args.pool_seeds, alpha=args.alpha)
+    def cell(mean_half: tuple[float, float]) -> str:
+        return f"{mean_half[0]:.4g} ± {mean_half[1]:.2g}"
+
+    rows = [[g.label, g.evaluator, str(len(g.sets)), *(cell(g.summary(m)) for m in result.metrics)] for g in result.groups]
+    rows += [[g.label, g.cross_evaluator, str(len(g.cross_sets)),
+              *(cell(g.summary(m, cross=True)) if m in g.cross_sets[0] else "-" for m in result.metrics)]
+             for g in result.groups if g.cross_evaluator and g.cross_sets]
+    print(_table(rows, ["RUN", "EVALUATOR", "SETS", *(m.upper() for m in result.metrics)]))
+    print("\n± is half of a 95% confidence interval of the mean over sample sets (Student's t)")
+    for t in result.tests:
+        print(f"{t.metric}: {t.a} vs {t.b}: {t.verdict}; {t.test}, alpha {result.alpha}")
     return 0
 
 
@@ -429,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--options", metavar="NAME", help="print the JSON schema of a data set's own options")
     p.set_defaults(func=cmd_datasets)
     sub.add_parser("metrics", help="list evaluation metrics").set_defaults(func=cmd_metrics)
+    sub.add_parser("evaluators", help="list evaluators (the networks figures are computed on)").set_defaults(func=cmd_evaluators)
 
     p = sub.add_parser("train", help="train a variant (or continue a run with --resume)")
     p.add_argument("variant", nargs="?", help="variant name or alias (see `ganforge variants`)")
@@ -462,8 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--augment", metavar="NAME[:KEY=VALUE,...]",
                    help="augment every image D sees, e.g. --augment diffaugment:policy=color,translation or --augment ada "
                         "(`ganforge augmentations`); none: no augmentation")
-    p.add_argument("--logger", action="append", dest="loggers", choices=["tensorboard"],
-                   help="also log to TensorBoard (RUN_DIR/tensorboard)")
+    p.add_argument("--logger", action="append", dest="loggers", choices=["tensorboard", "wandb", "mlflow"],
+                   help="also log to TensorBoard (RUN_DIR/tensorboard), Weights & Biases (offline under RUN_DIR/wandb "
+                        "without an account) or MLflow (RUN_DIR/mlflow.db, or MLFLOW_TRACKING_URI)")
     p.add_argument("--init-from", type=Path, metavar="RUN_OR_CHECKPOINT",
                    help="start from another run's weights (G, D, the EMA of G) with fresh optimisers, e.g. to fine-tune "
                         "on other data; --set freeze_d=K freezes D's first K blocks")
@@ -520,8 +555,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truncation", type=float, metavar="T", help=TRUNCATION_HELP)
     p.add_argument("--psi", type=float, help=PSI_HELP)
     p.add_argument("--device", default="auto")
-    p.add_argument("--inception-weights", type=Path, help="Inception-v3 weights for colour data sets")
+    p.add_argument("--protocol", help="fid50k_full (StyleGAN2-ADA's) or fid10k: sample and reference counts by name, "
+                                      "the reference's features cached")
+    p.add_argument("--evaluator", help="score with this evaluator instead of the one recorded for the run "
+                                       "(`ganforge evaluators`)")
+    p.add_argument("--inception-weights", type=Path, help="the FID Inception's weights, " + "pt_inception-2015-12-05-6726825d.pth")
+    p.add_argument("--data-dir", type=Path, help="where the data set's files are now, if not where the run read them")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("export", help="write a run's sampling generator as safetensors with its config and a model card")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="a new or empty folder")
+    p.add_argument("--checkpoint", default="last", help="last, best or a step number")
+    p.add_argument("--force", action="store_true", help="write into a folder that holds files")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("verify", help="score an exported model as its card says and check the figures agree")
+    p.add_argument("model", type=Path, help="a folder `ganforge export` wrote")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--inception-weights", type=Path)
+    p.add_argument("--data-dir", type=Path, help="where the data set's files are, if not where the run read them")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("compare", help="score runs on several sample sets each; means, intervals and tests for each pair")
+    p.add_argument("runs", nargs="+", type=Path, help="run directories or exported folders")
+    p.add_argument("--repeats", type=int, default=10, metavar="K",
+                   help="sample sets per run (default 10; a paired test needs 6 or more to reach p < 0.05)")
+    p.add_argument("--n", type=int, default=5000, help="samples per set, and reference images")
+    p.add_argument("--protocol")
+    p.add_argument("--evaluator")
+    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--checkpoint", default="last")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level of each test (default 0.05)")
+    p.add_argument("--pool-seeds", action=argparse.BooleanOptionalAction, default=True,
+                   help="pool runs that differ only by their training seed into one group (default)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--inception-weights", type=Path)
+    p.set_defaults(func=cmd_compare)
     return parser
 
 

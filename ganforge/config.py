@@ -135,7 +135,8 @@ class TrainConfig(BaseModel):
     eval_every: int | None = Field(None, ge=1, description="score samples every this many steps; keeps best.pt by FID")
     eval_samples: int = Field(2000, ge=100, le=100_000,
                               description="samples (and reference images) per evaluation during training")
-    loggers: list[Literal["tensorboard"]] = Field(default_factory=list, description="extra loggers, e.g. tensorboard")
+    loggers: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(
+        default_factory=list, description="trackers to log to besides metrics.jsonl: tensorboard, wandb, mlflow")
     init_from: Path | None = Field(
         None, description="start from another run's weights (G, D and the EMA of G): its run directory or a checkpoint; "
                           "fresh optimisers, step 0")

@@ -47,6 +47,12 @@ def ganforge_register_datasets(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def ganforge_register_evaluators(register: Callable[..., None]) -> None:
+    """Register evaluators, networks that map images to features: call ``register(spec)`` with a
+    :class:`ganforge.metrics.evaluators.EvaluatorSpec` for each; a data set names its evaluator."""
+
+
+@hookspec
 def ganforge_register_metrics(register: Callable[..., None]) -> None:
     """Register evaluation metrics: call ``register(spec)`` with a :class:`ganforge.metrics.evaluate.MetricSpec`."""
 

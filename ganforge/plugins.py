@@ -26,6 +26,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "ganforge.data.builtin",
     "ganforge.builtin.mlp",
     "ganforge.metrics.builtin",
+    "ganforge.metrics.evaluators",
     "ganforge.loggers",
 )
 ENTRY_POINT_GROUP = "ganforge"

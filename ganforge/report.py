@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 from .durable import atomic_write, atomic_write_bytes
 from .errors import GanforgeError
@@ -50,19 +52,11 @@ def write_report(run_dir: Path | str, out: Path | None = None) -> tuple[Path, Pa
     ax.set(title="discriminator outputs", xlabel="step")
     ax.legend()
     ax = fig.add_subplot(grid[0, 2])
-    if evals:
-        eval_steps = [r["step"] for r in evals]
-        ax.plot(eval_steps, [r["fid"] for r in evals], "o-", label="FID")
-        ax.set(title=f"FID ({evals[-1].get('evaluator', '?')}, n={evals[-1].get('n', '?')})", xlabel="step")
-        other = ax.twinx()
-        for key in ("precision", "recall"):
-            other.plot(eval_steps, [r[key] for r in evals], "--", label=key)
-        other.set_ylim(0, 1.05)
-        lines = ax.get_legend_handles_labels()
-        more = other.get_legend_handles_labels()
-        ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper right")
+    final = _final_evaluation(run.path / "eval.json")
+    if evals or final:
+        _draw_evaluations(ax, evals, final)
     else:
-        ax.text(0.5, 0.5, "no evaluations\n(train with --set eval_every=N)", ha="center", va="center")
+        ax.text(0.5, 0.5, "no evaluations\n(train with --set eval_every=N,\nor run `ganforge eval`)", ha="center", va="center")
         ax.set_axis_off()
     for column, path in enumerate(picks):
         ax = fig.add_subplot(grid[1, column])
@@ -78,13 +72,47 @@ def write_report(run_dir: Path | str, out: Path | None = None) -> tuple[Path, Pa
 
     page = png.with_suffix(".html")
     encoded = base64.b64encode(png.read_bytes()).decode()
-    last = evals[-1] if evals else {}
-    figures = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in last.items())
+    last, heading = (final, "ganforge eval (eval.json)") if final else (evals[-1] if evals else {}, "last evaluation in training")
+    figures = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in last.items()
+                      if not isinstance(v, (list, dict)))
     atomic_write_bytes(page, (
         "<!doctype html><meta charset='utf-8'>"
         f"<title>ganforge report: {html.escape(str(run.path))}</title>"
         f"<h1>{html.escape(config['variant'])} — {html.escape(str(run.path))}</h1>"
         f"<img alt='losses, metrics and samples' src='data:image/png;base64,{encoded}'>"
-        + (f"<h2>last evaluation</h2><table>{figures}</table>" if figures else "")
+        + (f"<h2>{heading}</h2><table>{figures}</table>" if figures else "")
     ).encode(), "the report's page")
     return png, page
+
+
+def _final_evaluation(path: Path) -> dict[str, Any] | None:
+    """The figures ``ganforge eval`` wrote, where they hold a FID; None otherwise (a damaged file is named)."""
+    if not path.is_file():
+        return None
+    try:
+        figures = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise GanforgeError(f"{path}: unreadable; run `ganforge eval` again, or delete it") from None
+    if not isinstance(figures, dict) or not isinstance(figures.get("fid"), (int, float)) or not isinstance(figures.get("step"), int):
+        return None
+    return figures
+
+
+def _draw_evaluations(ax: Any, evals: list[dict[str, Any]], final: dict[str, Any] | None) -> None:
+    """FID (left axis) and precision/recall (right) over training's evaluations, and the figure of
+    ``ganforge eval`` with its spread over sample sets, each labelled with its evaluator and sample count."""
+    other = ax.twinx()
+    if evals:
+        eval_steps = [r["step"] for r in evals]
+        ax.plot(eval_steps, [r["fid"] for r in evals], "o-",
+                label=f"FID in training ({evals[-1].get('evaluator', '?')}, n={evals[-1].get('n', '?')})")
+        for key in ("precision", "recall"):
+            other.plot(eval_steps, [r[key] for r in evals], "--", label=key)
+    if final:
+        protocol = final.get("protocol") or f"n={final.get('n', '?')}"
+        ax.errorbar([final["step"]], [final["fid"]], yerr=[final.get("fid_sd", 0.0)], fmt="*", markersize=14, capsize=4,
+                    color="black", label=f"ganforge eval ({final.get('evaluator', '?')}, {protocol})")
+    ax.set(title="FID", xlabel="step")
+    other.set_ylim(0, 1.05)
+    lines, more = ax.get_legend_handles_labels(), other.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper right", fontsize=8)

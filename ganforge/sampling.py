@@ -121,14 +121,18 @@ def _evaluating(model: torch.nn.Module) -> Iterator[None]:
 
 @dataclass
 class LoadedRun:
-    """A run's models restored from one checkpoint; ``generator`` is the EMA copy when the run kept one."""
+    """A trained model ready to sample: a run's models restored from one checkpoint, or an exported
+    folder's generator (``run`` and ``discriminator`` None then). ``generator`` is the EMA copy when
+    the run kept one (``ema``); ``path`` is the run directory or the exported folder."""
 
-    run: RunDir
+    run: RunDir | None
     spec: VariantSpec
     config: dict[str, Any]
     generator: Generator
-    discriminator: Discriminator
+    discriminator: Discriminator | None
     step: int
+    path: Path = Path(".")
+    ema: bool = False
 
     @property
     def device(self) -> torch.device:
@@ -168,4 +172,4 @@ def load_run(run_dir: Path | str, checkpoint: str | int = "last", *, device: str
     load_weights(discriminator, state["discriminator"], "discriminator", source)
     generator.to(target).eval()
     discriminator.to(target).eval()
-    return LoadedRun(run, spec, config, generator, discriminator, int(state["step"]))
+    return LoadedRun(run, spec, config, generator, discriminator, int(state["step"]), run.path, "ema" in state)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,12 +18,20 @@ def catalog() -> Catalog:
     return load_catalog()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache(tmp_path_factory) -> Iterator[None]:
+    """Reference statistics cached by the tests stay in the session's own folder, not the user's ~/.cache."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("GANFORGE_CACHE", str(tmp_path_factory.getbasetemp() / "ganforge-cache"))
+        yield
+
+
 @pytest.fixture
 def cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run ``python -m ganforge ARGS`` in ``tmp_path`` and return the finished process."""
 
     def run(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        full_env = {**os.environ, "TQDM_DISABLE": "1", **(env or {})}
+        full_env = {**os.environ, "TQDM_DISABLE": "1", "GANFORGE_CACHE": str(tmp_path / "cache"), **(env or {})}
         return subprocess.run([sys.executable, "-m", "ganforge", *args], cwd=cwd or tmp_path, env=full_env,
                               capture_output=True, text=True, timeout=timeout)
 

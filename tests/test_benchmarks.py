@@ -59,10 +59,11 @@ def test_gemm_prints_each_layer_shape(tmp_path: Path) -> None:
 
 
 def test_quality_scores_the_reference_and_a_variant(tmp_path: Path) -> None:
-    out = bench("quality.py", "--data", "mnist5k", "--variants", "reference", "mlp", "--epochs", "0.02",
-                "--out", str(tmp_path / "runs"), cwd=tmp_path)
-    for variant in ("reference", "mlp"):
-        assert re.search(rf"^{variant} +0 mnist5k +1 +\d+ +{NUMBER} ", out, re.M), out
+    out = bench("quality.py", "--data", "mnist5k", "--variants", "reference", "reference-normalised", "mlp",
+                "--epochs", "0.02", "--out", str(tmp_path / "runs"), cwd=tmp_path)
+    for variant in ("reference", "reference-normalised", "mlp"):  # cFID from both evaluators
+        assert re.search(rf"^{variant} +0 mnist5k +1 +\d+ +{NUMBER} +{NUMBER} ", out, re.M), out
+    assert "evaluators: mnist-cnn (sha256 " in out and ", mnist-resnet (sha256 " in out
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

@@ -124,13 +124,15 @@ def test_an_idx_file_with_no_images_is_one_line(cli, one_line_error, tmp_path: P
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_decompression_bomb_is_refused_by_name(cli, one_line_error, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stream", ["false", "true"])
+def test_a_decompression_bomb_is_refused_by_name(cli, one_line_error, tmp_path: Path, stream: str) -> None:
     folder = tmp_path / "photos"
     folder.mkdir()
     Image.new("L", (8, 8)).save(folder / "fine.png")
     # 14,000 x 14,000 pixels of one colour: a small file, beyond twice PIL's limit when decoded.
     Image.new("1", (14000, 14000)).save(folder / "bomb.png")
-    error = one_line_error(cli("train", "mlp", "--data", "image-folder", "--data-dir", "photos", "--steps", "1"))
+    error = one_line_error(cli("train", "mlp", "--data", "image-folder", "--data-dir", "photos", "--steps", "1",
+                               "--batch-size", "1", "--set", f"data.stream={stream}"))
     assert "photos/bomb.png: too large to decode" in error
 
 

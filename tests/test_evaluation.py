@@ -67,7 +67,9 @@ def test_eval_repeats_reports_each_figures_mean_and_spread(cli, evaluated_run: P
     figures = json.loads((evaluated_run / "eval.json").read_text())
     assert figures["repeats"] == 3 and figures["n"] == 300 and figures["reference"] == single["reference"]
     runs = figures["per_repeat"]
-    assert runs[0]["fid"] == single["fid"]  # the first set is the one a single evaluation draws
+    # The first set is the one a single evaluation draws; two processes agree to float32 rounding only,
+    # since a BLAS may sum in another order when its buffers land at other addresses.
+    assert runs[0]["fid"] == pytest.approx(single["fid"], rel=1e-5)
     fids = [r["fid"] for r in runs]
     assert len(set(fids)) == 3  # independent sample sets, one reference
     assert figures["fid"] == pytest.approx(statistics.fmean(fids))

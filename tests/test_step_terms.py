@@ -106,8 +106,15 @@ def test_the_contract_kit_catches_a_term_that_draws_its_own_randomness() -> None
     from ganforge.testing import ContractViolation
 
     class Noisy(Regularizer):
+        """Draws from a private generator that no checkpoint keeps, so a resumed run would differ."""
+
+        def __init__(self, options) -> None:
+            super().__init__(options)
+            self.private = torch.Generator()
+            self.private.seed()
+
         def penalty(self, view):
-            return view.d_fake.mean() * torch.rand(())
+            return view.d_fake.mean() * torch.rand((), generator=self.private)
 
     with pytest.raises(ContractViolation, match="draw random numbers from view.noise"):
         check_regularizer(RegularizerSpec("noisy", "random weights", Noisy))

@@ -53,6 +53,23 @@ def test_the_example_plugin_is_found_listed_and_trained(cli, tiny_site: Path, tm
     assert proc.returncode == 2 and "unknown variant 'tiny'" in proc.stderr
 
 
+def test_a_plugins_data_set_is_scored_with_the_plugins_evaluator(cli, tiny_site: Path, tmp_path: Path) -> None:
+    env = {"PYTHONPATH": str(tiny_site)}
+    listed = cli("evaluators", env=env).stdout
+    assert any(line.split()[:4] == ["pooled-pixels", "-", "ganforge_tiny", "ganforge-tiny"] for line in listed.splitlines())
+    proc = cli("train", "tiny", "--data", "digits-by-pixels", "--steps", "4", "--batch-size", "16", "--out", "run",
+               "--set", "eval_every=4", "--set", "eval_samples=100", env=env)
+    assert proc.returncode == 0, proc.stderr
+    [evaluation] = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+                    if "fid" in line]
+    assert evaluation["evaluator"] == "pooled-pixels" and evaluation["fid"] > 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["resolved"]["evaluator"] == {"name": "pooled-pixels", "sha256": evaluation["evaluator_sha256"]}
+    proc = cli("eval", "run", "--n", "100", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "run" / "eval.json").read_text())["evaluator"] == "pooled-pixels"
+
+
 def test_the_example_plugins_own_tests_pass(tiny_site: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(tiny_site)}
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],

@@ -117,16 +117,18 @@ def load_image_zip(config: DataConfig) -> ZipImages:
 
 BUILTIN_DATASETS = (
     DatasetSpec("mnist5k", "5,000 real MNIST digits shipped with ganforge (the default)", load_mnist5k,
-                evaluator="mnist-cnn"),
-    DatasetSpec("mnist", "MNIST, 60,000 digits (local IDX files or download)", load_mnist, evaluator="mnist-cnn"),
+                evaluator="mnist-cnn", cross_evaluator="mnist-resnet"),
+    DatasetSpec("mnist", "MNIST, 60,000 digits (local IDX files or download)", load_mnist, evaluator="mnist-cnn",
+                cross_evaluator="mnist-resnet"),
     DatasetSpec("fashion-mnist", "Fashion-MNIST, 60,000 images (local IDX, Debian's package, or download)",
-                load_fashion_mnist, aliases=("fashion_mnist", "fmnist"), evaluator="fashion-cnn"),
+                load_fashion_mnist, aliases=("fashion_mnist", "fmnist"), evaluator="fashion-cnn",
+                cross_evaluator="fashion-resnet"),
     DatasetSpec("cifar10", "CIFAR-10, 50,000 colour 32x32 images (local or download)", load_cifar10,
-                aliases=("cifar-10",), evaluator="inception-v3"),
+                aliases=("cifar-10",), evaluator="fid-inception"),
     DatasetSpec("image-folder", "any folder of images, squared to --image-size (default 64) as they are read",
-                load_image_folder, aliases=("folder",), evaluator="inception-v3"),
+                load_image_folder, aliases=("folder",), evaluator="fid-inception"),
     DatasetSpec("image-zip", "a ZIP of images, e.g. one `ganforge prepare` wrote (labels from its dataset.json)",
-                load_image_zip, aliases=("zip",), evaluator="inception-v3"),
+                load_image_zip, aliases=("zip",), evaluator="fid-inception"),
 )
 
 

@@ -4,6 +4,7 @@ prepare` writes). Either serves data too large to hold in memory; the loop strea
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -72,6 +73,13 @@ class FolderImages(ImageSet):
     def __len__(self) -> int:
         return len(self.paths)
 
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(repr((self.shape, self.mode)).encode())
+        for path in self.paths:
+            digest.update(str(path.relative_to(self.root)).encode())
+            digest.update(path.read_bytes())
+        return digest.hexdigest()
+
     def read(self, indices: torch.Tensor) -> torch.Tensor:
         return torch.stack([to_square(open_image(self.paths[i], self.mode), self.size) for i in indices.tolist()])
 
@@ -126,6 +134,13 @@ class ZipImages(ImageSet):
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(repr((self.shape, self.mode)).encode())
+        with open(self.path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
 
     def __getstate__(self) -> dict[str, Any]:
         # DataLoader workers get a copy without the open archive, and open their own.

@@ -8,6 +8,7 @@ pixels in the same order.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 
@@ -42,6 +43,16 @@ class ImageSet:
     def nbytes(self) -> int:
         """Bytes the decoded images take in memory."""
         return len(self) * math.prod(self.shape)
+
+    def fingerprint(self) -> str:
+        """A SHA-256 of the images (and labels) as they are read: cached statistics of the data are kept
+        under it. The default decodes every image; sets read from files hash the files instead."""
+        digest = hashlib.sha256(repr((self.shape, len(self))).encode())
+        for part in torch.arange(len(self)).split(1024):
+            digest.update(self.read(part).numpy().tobytes())
+        if self.labels is not None:
+            digest.update(self.labels.numpy().tobytes())
+        return digest.hexdigest()
 
     def resident(self) -> ImageData:
         """Every image, decoded into one tensor."""
@@ -101,6 +112,13 @@ class ImageData(ImageSet):
     def resident(self) -> ImageData:
         return self
 
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(repr(tuple(self.images.shape)).encode())
+        digest.update(self.images.contiguous().numpy().tobytes())
+        if self.labels is not None:
+            digest.update(self.labels.numpy().tobytes())
+        return digest.hexdigest()
+
     def subset(self, n: int, seed: int) -> ImageSet:
         view = super().subset(n, seed)
         return view.resident()
@@ -132,6 +150,9 @@ class Subset(ImageSet):
 
     def read(self, indices: torch.Tensor) -> torch.Tensor:
         return self.base.read(self.index[indices])
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256((self.base.fingerprint() + self.index.numpy().tobytes().hex()).encode()).hexdigest()
 
 
 def resize(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -167,6 +188,9 @@ class Reshaped(ImageSet):
 
     def __len__(self) -> int:
         return len(self.base)
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"{self.base.fingerprint()}|{self.shape}".encode()).hexdigest()
 
     def read(self, indices: torch.Tensor) -> torch.Tensor:
         images = self.base.read(indices)

@@ -37,6 +37,7 @@ class DatasetSpec:
     aliases: tuple[str, ...] = ()
     evaluator: str | None = None
     options: type[DatasetOptions] = DatasetOptions
+    cross_evaluator: str | None = None
     resizable: bool = True
 
 

@@ -1,11 +1,7 @@
-"""Evaluation: metrics on feature and label tensors, evaluators that produce them, and the glue
-that scores a generator against a data set's reference split."""
+"""Evaluation: evaluators that map images to features, metrics on those features (distances from
+torch-fidelity, class figures of ganforge's own), protocols, and the glue that scores a generator
+against a data set's reference images."""
 
 from .classes import conditional_accuracy, confusion_matrix, mode_coverage, per_class, share_standard_error
-from .distances import frechet_distance, kernel_inception_distance
-from .manifold import precision_recall
 
-__all__ = [
-    "conditional_accuracy", "confusion_matrix", "frechet_distance", "kernel_inception_distance", "mode_coverage",
-    "per_class", "precision_recall", "share_standard_error",
-]
+__all__ = ["conditional_accuracy", "confusion_matrix", "mode_coverage", "per_class", "share_standard_error"]

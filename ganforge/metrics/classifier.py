@@ -31,3 +31,38 @@ class EvalClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.features(x)
         return features, self.head(features)
+
+
+def _residual(channels: int) -> nn.Module:
+    return nn.Sequential(nn.GroupNorm(8, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
+                         nn.GroupNorm(8, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1))
+
+
+class _Residual(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = _residual(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class CrossClassifier(nn.Module):
+    """A second, independently trained evaluator for the digit and fashion data: another architecture
+    (residual blocks, group norm, SiLU, strided convolutions) on another split, with 96-d features.
+    A change counts as an improvement only when this one agrees with the first."""
+
+    feature_dim = 96
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 48, 3, padding=1), _Residual(48), nn.Conv2d(48, 96, 4, stride=2, padding=1),
+            _Residual(96), nn.Conv2d(96, 96, 4, stride=2, padding=1), _Residual(96),
+            nn.GroupNorm(8, 96), nn.SiLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.head = nn.Linear(self.feature_dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.features(x)
+        return features, self.head(features)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -19,6 +20,15 @@ class Reference:
     description: str
     predicted: torch.Tensor | None = None
     class_names: tuple[str, ...] | None = None
+    _statistics: dict[str, Any] | None = field(default=None, repr=False)
+
+    def statistics(self) -> dict[str, Any]:
+        """The features' mean and covariance as torch-fidelity's FID takes them, computed once."""
+        if self._statistics is None:
+            from torch_fidelity.metric_fid import fid_features_to_statistics
+
+            self._statistics = fid_features_to_statistics(self.features)
+        return self._statistics
 
 
 def read_classes(logits: torch.Tensor | None, labels: torch.Tensor | None, num_classes: int | None) -> torch.Tensor | None:
@@ -37,6 +47,8 @@ class Samples:
     features: torch.Tensor
     logits: torch.Tensor | None
     requested: torch.Tensor | None
+    unbiased_logits: torch.Tensor | None = None
+    """The FID Inception's 1008 ImageNet logits, for the Inception Score (None with other evaluators)."""
 
 
 @dataclass(frozen=True)

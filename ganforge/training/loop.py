@@ -192,6 +192,9 @@ class Trainer:
         if config.eval_every and self.dist.is_main:
             self._evaluation = Evaluation(dataset, full, [e.value for e in self.catalog.metrics], config.eval_samples,
                                           config.seed, self.device)
+        # The evaluator this run is scored with: `ganforge eval` later refuses another digest under the same name.
+        self.evaluator_record = ({"name": self._evaluation.evaluator.name, "sha256": self._evaluation.evaluator.sha256}
+                                 if self._evaluation else {"name": dataset.evaluator, "sha256": None})
         self.fixed_z, self.fixed_labels, self.grid_rows = self._fixed_noise()
         self.init_record: dict[str, Any] | None = None
         self.context = TrainContext(config, self.spec.name, self.run.path, self.device, generator, discriminator,
@@ -242,6 +245,7 @@ class Trainer:
                 "data_path": {"mode": self.residency[0], "why": self.residency[1]},
                 "data_options": self.data_options.model_dump(mode="json"),
                 "init_from": self.init_record,
+                "evaluator": self.evaluator_record,
                 "frozen_d_weights": sum(p.numel() for p in self.discriminator.parameters() if not p.requires_grad),
                 "steps_per_epoch": self.batches.steps_per_epoch,
                 "world_size": self.dist.world_size,
@@ -705,6 +709,15 @@ def _continue(trainer: Trainer, saved: dict[str, Any], changes: Mapping[str, tup
     interrupted run stopped are trained again and logged anew.
     """
     run = trainer.run
+    before = (saved.get("resolved") or {}).get("evaluator") or {}
+    now = trainer.evaluator_record
+    if before.get("sha256") and now["sha256"] and (before.get("name"), before["sha256"]) != (now["name"], now["sha256"]):
+        raise GanforgeError(
+            f"{run.path} was evaluated with {before.get('name')!r} sha256 {before['sha256'][:16]}..., and the installed "
+            f"{now['name']!r} is {now['sha256'][:16]}...: its FID curve and best checkpoint would mix the two; continue "
+            "with the ganforge that shipped the first, or without evaluations (--set eval_every=null)")
+    if before.get("sha256") and not now["sha256"]:
+        trainer.evaluator_record = before
     trainer.load_state_dict(run.load_checkpoint("last", map_location=trainer.device), run.checkpoint_path("last"))
     if any(key in changes for key in ("lr_g", "lr_d")):
         trainer.set_learning_rates()

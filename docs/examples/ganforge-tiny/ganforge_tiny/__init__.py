@@ -1,15 +1,20 @@
-"""A tiny convolutional GAN as a ganforge plugin, with a regulariser and an augmentation of its own:
-ProGAN's drift penalty, and instance noise."""
+"""A tiny convolutional GAN as a ganforge plugin, with a regulariser and an augmentation of its own
+(ProGAN's drift penalty, and instance noise), an evaluator of its own, and a data set scored with it."""
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
+import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
 import ganforge
 from ganforge import DataShape, Discriminator, Generator, VariantConfig, VariantSpec
 from ganforge.augment import Augmentation, AugmentationSpec
+from ganforge.data import DatasetSpec, load_mnist5k
+from ganforge.metrics.evaluators import Evaluator, EvaluatorSpec
 from ganforge.regularizers import PhaseView, Regularizer, RegularizerOptions, RegularizerSpec, TermOptions
 
 
@@ -101,3 +106,32 @@ def ganforge_register_regularizers(register):
 @ganforge.hookimpl
 def ganforge_register_augmentations(register):
     register(INSTANCE_NOISE)
+
+
+class PooledPixels(nn.Module):
+    """A weight-free feature map: uint8 grey images -> their 7x7 average-pooled pixels (49 features)."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        return (F.adaptive_avg_pool2d(x.float() / 255, 7).flatten(1),)
+
+
+def build_pooled_pixels(device, weights, expected_sha256) -> Evaluator:
+    # No weights file: the digest names the definition, so a changed definition never passes for this one.
+    digest = hashlib.sha256(b"ganforge-tiny pooled-pixels 7x7 v1").hexdigest()
+    return Evaluator("pooled-pixels", digest, PooledPixels().to(device), input_shape=(1, 28, 28), num_classes=None,
+                     feature_dim=49, resize="bilinear, antialiased, to 28x28")
+
+
+POOLED_PIXELS = EvaluatorSpec("pooled-pixels", "example plugin: 7x7 average-pooled pixels", build_pooled_pixels)
+DIGITS_BY_PIXELS = DatasetSpec("digits-by-pixels", "example plugin: mnist5k, scored on pooled pixels",
+                               load_mnist5k, evaluator="pooled-pixels")
+
+
+@ganforge.hookimpl
+def ganforge_register_evaluators(register):
+    register(POOLED_PIXELS)
+
+
+@ganforge.hookimpl
+def ganforge_register_datasets(register):
+    register(DIGITS_BY_PIXELS)
