@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ganforge-installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-fast reference bench clean
 
 $(STAMP): pyproject.toml plugins/dcgan/pyproject.toml plugins/cgan/pyproject.toml plugins/resnet/pyproject.toml \
 		plugins/stylegan2/pyproject.toml
@@ -21,6 +21,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The unit tier: no slow, torchrun or CUDA tests.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not distributed and not cuda"
+
+# docs/reference/ from the code (a test fails when it is out of date).
+reference: $(STAMP)
+	$(BIN)/python scripts/make_reference.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py --variants mlp dcgan

@@ -1,4 +1,4 @@
-"""The quality each variant's default recipe reaches, against the seed-style reference loops, scored in
+"""The quality each variant's default recipe reaches, against a textbook reference loop, scored in
 the same run by the same two evaluators on the same number of steps.
 
     python benchmarks/quality.py --data mnist5k fashion-mnist --epochs 20
@@ -7,9 +7,10 @@ the same run by the same two evaluators on the same number of steps.
 
 ``--subset N`` trains on a class-balanced N-image subset for as many steps as the full data would
 take, scored against the full data; ``--augment`` and ``--reg`` add one row group per choice ("none"
-for neither).
+for neither). With several ``--seeds``, each group is tested against the first, paired by training
+seed, on both evaluators; it counts as better or worse only when both agree.
 
-Two reference rows: ``reference`` is the seed's loop as written (its data in [0, 1]);
+Two reference rows: ``reference`` is a textbook PyTorch loop as written (its data in [0, 1]);
 ``reference-normalised`` adds the one fix a careful reader makes, data normalised to [-1, 1]
 like the generator's output, and is the stronger bar.
 
@@ -38,30 +39,42 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference import seed_loop, write_for_torchvision  # noqa: E402
+from tables import write_block  # noqa: E402
 
 from ganforge import TrainConfig, load_catalog, load_run, train  # noqa: E402
 from ganforge.config import DataConfig  # noqa: E402
 from ganforge.data import load_data  # noqa: E402
 from ganforge.metrics.evaluate import Evaluation, embed_images, score  # noqa: E402
+from ganforge.metrics.scoring import permutation_test  # noqa: E402
 from ganforge.sampling import generate_chunks  # noqa: E402
 from ganforge.variant import build_models  # noqa: E402
 from ganforge.variant import DataShape  # noqa: E402
 
 SAMPLES = 5000
-HEADER = (f"{'variant':22} {'seed':>4} {'data':14} {'steps':>6} {'wall s':>7} {'cFID':>8} {'cFID2':>8} {'KID':>8} "
-          f"{'prec':>5} {'recall':>6} {'modes':>5} {'cond acc (se)':>13}")
 MEAN_KEYS = ("fid", "fid2", "kid", "precision", "recall", "modes", "conditional_accuracy")
 
 
-def row(variant: str, seed: int | str, data: str, steps: int, wall: float, f: dict) -> str:
+COLUMNS = ("variant", "seed", "data", "steps", "wall s", "cFID", "cFID2", "KID", "prec", "recall", "modes",
+           "cond acc (se)")
+WIDTHS = (22, 4, 14, 6, 7, 8, 8, 8, 5, 6, 5, 13)
+
+
+def cells(variant: str, seed: int | str, data: str, steps: int, wall: float, f: dict) -> list[str]:
+    """One row's cells, as the printed table and the Markdown one show them."""
     cond = "-"
     if "conditional_accuracy" in f:
         se = f.get("conditional_accuracy_se")
         cond = f"{f['conditional_accuracy']:.3f}" + (f" ({se:.3f})" if se is not None else "")
-    modes = f"{f['modes']:g}" if "modes" in f else "-"
-    second = f"{f['fid2']:8.3f}" if "fid2" in f else f"{'-':>8}"
-    return (f"{variant:22} {seed:>4} {data:14} {steps:6d} {wall:7.0f} {f['fid']:8.3f} {second} {f['kid']:8.4f} "
-            f"{f['precision']:5.2f} {f['recall']:6.2f} {modes:>5} {cond:>13}")
+    return [variant, str(seed), data, str(steps), f"{wall:.0f}", f"{f['fid']:.3f}",
+            f"{f['fid2']:.3f}" if "fid2" in f else "-", f"{f['kid']:.4f}", f"{f['precision']:.2f}",
+            f"{f['recall']:.2f}", f"{f['modes']:g}" if "modes" in f else "-", cond]
+
+
+def line(values: list[str]) -> str:
+    return " ".join(v.ljust(w) if i in (0, 2) else v.rjust(w) for i, (v, w) in enumerate(zip(values, WIDTHS)))
+
+
+HEADER = line(list(COLUMNS))
 
 
 def mean_figures(runs: list[dict]) -> dict:
@@ -88,6 +101,35 @@ def arms(augments: list[str], regs: list[str]) -> list[tuple[str, dict]]:
                 settings["regularizers"] = [{"name": reg}]
                 label += f"+{reg}"
             out.append((label, settings))
+    return out
+
+
+def arm_verdicts(by_arm: dict[str, list[dict]], alpha: float = 0.05) -> list[str]:
+    """Each arm against the first (no augmentation, no regulariser), seed by seed: a paired
+    permutation test on cFID and on cFID2. An arm counts as better only when both evaluators say so."""
+    labels = list(by_arm)
+    if len(labels) < 2 or len(by_arm[labels[0]]) < 2:
+        return []
+    base, out = by_arm[labels[0]], []
+    for label in labels[1:]:
+        runs = by_arm[label]
+        parts, signs = [], set()
+        for key, name in (("fid", "cFID"), ("fid2", "cFID2")):
+            if key not in runs[0]:
+                continue
+            a, b = [r[key] for r in runs], [r[key] for r in base]
+            p = permutation_test(a, b, paired=True)
+            signs.add(("lower" if statistics.fmean(a) < statistics.fmean(b) else "higher") if p < alpha else "same")
+            parts.append(f"{name} {statistics.fmean(a):.3f} vs {statistics.fmean(b):.3f} (p = {p:.3g})")
+        if signs == {"lower"}:
+            verdict = "better: both evaluators agree"
+        elif signs == {"higher"}:
+            verdict = "worse: both evaluators agree"
+        elif len(runs) < 6:
+            verdict = f"not shown either way: {len(runs)} seeds cannot reach p < {alpha} in a paired test (6 can)"
+        else:
+            verdict = "no difference beyond the seeds' spread on both evaluators"
+        out.append(f"{label} against {labels[0]}, paired by training seed: {'; '.join(parts)}: {verdict}")
     return out
 
 
@@ -146,7 +188,15 @@ def main() -> None:
     parser.add_argument("--subset", type=int, help="train on a class-balanced subset of this many images")
     parser.add_argument("--augment", nargs="+", default=["none"], help="augmentations to compare (none: without)")
     parser.add_argument("--reg", nargs="+", default=["none"], help="regularisers to compare (none: without)")
+    parser.add_argument("--markdown", type=Path, help="also write the table into this Markdown page (docs/results/...)")
     args = parser.parse_args()
+    table: list[list[str]] = []
+    verdicts: list[str] = []
+
+    def show(*values) -> None:
+        table.append(cells(*values))
+        print(line(table[-1]), flush=True)
+
     catalog = load_catalog()
     evaluators: dict[str, None] = {}
     print(HEADER, flush=True)
@@ -158,11 +208,12 @@ def main() -> None:
             evaluators.update(dict.fromkeys(scorer.names()))
             steps = int(args.epochs * (len(data.images) // 64))
             for variant in args.variants:
-                if variant in ("reference", "reference-normalised"):  # the seed's loop: seed 0 only
+                if variant in ("reference", "reference-normalised"):  # the textbook loop: seed 0 only
                     wall, figures = reference_figures(data_name, data, steps, scorer, Path(tmp),
                                                       normalise=variant == "reference-normalised")
-                    print(row(variant, 0, data_name, steps, wall, figures), flush=True)
+                    show(variant, 0, data_name, steps, wall, figures)
                     continue
+                by_arm: dict[str, list[dict]] = {}
                 for suffix, extra in arms(args.augment, args.reg):
                     label = variant + suffix
                     data_settings = {"name": data_name, **({"subset": args.subset} if args.subset else {})}
@@ -175,15 +226,23 @@ def main() -> None:
                         walls.append(time.perf_counter() - start)
                         runs.append(scorer.generator(load_run(out, device="cpu").generator))
                         (out / "quality.json").write_text(json.dumps(runs[-1], indent=2))
-                        print(row(label, seed, data_name, steps, walls[-1], runs[-1]), flush=True)
+                        show(label, seed, data_name, steps, walls[-1], runs[-1])
                     if len(runs) > 1:
-                        print(row(label, "mean", data_name, steps, statistics.fmean(walls), mean_figures(runs)), flush=True)
-                        print(row(label, "sd", data_name, steps, statistics.stdev(walls), sd_figures(runs)), flush=True)
+                        show(label, "mean", data_name, steps, statistics.fmean(walls), mean_figures(runs))
+                        show(label, "sd", data_name, steps, statistics.stdev(walls), sd_figures(runs))
+                    by_arm[label] = runs
+                verdicts.extend(arm_verdicts(by_arm))
     names = ", ".join(evaluators)
     trained_on = f"a class-balanced subset of {args.subset} images (seed 0) for as many steps as all of them take" \
         if args.subset else "all of it"
-    print(f"\nevaluators: {names}; {SAMPLES} samples vs {SAMPLES} training images (seed 0); trained on {trained_on}; "
-          "reference = the seed's loop (MLP, BCE, Adam 2e-4, batch 64), -normalised with its data in [-1, 1]")
+    summary = (f"evaluators: {names}; {SAMPLES} samples vs {SAMPLES} training images (seed 0); trained on {trained_on}; "
+               "reference = a textbook MLP GAN loop (BCE, Adam 2e-4, batch 64), -normalised with its data in [-1, 1]")
+    print(f"\n{summary}")
+    for verdict in verdicts:
+        print(verdict)
+    if args.markdown is not None:
+        title = f"{', '.join(args.data)}: {args.epochs:g} epochs at batch 64"
+        write_block(args.markdown, title, COLUMNS, table, "\n\n".join([summary, *verdicts]))
 
 
 if __name__ == "__main__":

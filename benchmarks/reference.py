@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from torchvision.datasets import MNIST
-from torchvision.transforms import Compose, Normalize, ToTensor
+from torchvision.transforms import Compose, Normalize, Resize, ToTensor
 
 from ganforge.config import DataConfig
 from ganforge.data import ImageData, load_mnist5k
@@ -55,16 +55,18 @@ class _WithSigmoid(nn.Module):
 
 def seed_loop(generator: nn.Module, discriminator: nn.Module, latent_dim: int, root: Path, steps: int,
               batch_size: int = 64, device: str = "cpu", log: Callable[[str], None] | None = None,
-              dataset_class: type = MNIST, normalise: bool = False) -> float:
+              dataset_class: type = MNIST, normalise: bool = False, image_size: int | None = None) -> float:
     """Train like the seed for ``steps`` steps, in place; returns images per second (real images seen per second).
 
     ``normalise``: the one change a careful reader of the seed makes, ``Normalize(0.5, 0.5)`` after
     ``ToTensor``, so the data spans [-1, 1] like the generator's tanh (the seed's own data spans [0, 1]).
+    ``image_size``: ``Resize`` the digits first, for architectures that need another side (StyleGAN2: 32).
     """
     sink = open(os.devnull, "w")
     log = log or (lambda line: print(line, file=sink))
     discriminator = _WithSigmoid(discriminator)
-    transform = Compose([ToTensor(), *([Normalize([0.5], [0.5])] if normalise else [])])
+    transform = Compose([*([Resize(image_size)] if image_size else []), ToTensor(),
+                         *([Normalize([0.5], [0.5])] if normalise else [])])
     dataset = dataset_class(root=str(root), download=False, transform=transform)
     dataloader = DataLoader(dataset, batch_size=batch_size, shuffle=True)
     adversarial_loss = nn.BCELoss()

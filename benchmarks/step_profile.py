@@ -5,9 +5,8 @@ or (``--phases``) plain wall-clock time per phase of the step, without the profi
     python benchmarks/step_profile.py --variant dcgan --precision fp32 --batch-size 256
     python benchmarks/step_profile.py --phases --precision fp32 bf16
 
-The profiler's per-op figures are not wall time: recording every op distorts them, and on this
-project's 2-core CPU it put a dtype cast that takes 0.09-0.13 ms in the unprofiled step at 0.70 ms
-(docs/performance.md). ``--phases`` times the
+The profiler's per-op figures are not wall time: recording every op distorts them, small ops
+most. ``--phases`` times the
 forward passes, optimiser steps and EMA update by wrapping the trainer's own callables, so the step
 that runs is ``train_step`` itself; the rest of the step (the backward passes, drawing the batch
 and the noise) is what remains of the step's time.

@@ -1,4 +1,4 @@
-"""Images per second of ganforge's shared loop against the seed-style reference loop, same run.
+"""Images per second of ganforge's shared loop against a textbook reference loop, same run.
 
 Both loops train the same architecture on the same 5,000 digits for the same number of steps.
 ganforge's rounds time a whole ``fit()`` with the default checkpoint and sample cadence (every 1,000
@@ -9,6 +9,7 @@ the table reports each side's median and the ratio of medians.
     python benchmarks/throughput.py                       # mlp, batch 64, fp32
     python benchmarks/throughput.py --batch-sizes 16 64 256 1024 --precisions fp32 bf16
     python benchmarks/throughput.py --variants dcgan --data photos.zip   # streamed against resident
+    python benchmarks/throughput.py --variants stylegan2 --image-size 32 --batch-sizes 32 --steps 20
 
 With ``--data`` (a ZIP that `ganforge prepare` wrote, or a folder of images) the rows compare the two
 ways ganforge feeds a run: the images held on the device ("resident") and read from their files by
@@ -35,6 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference import seed_loop, write_mnist5k_for_torchvision  # noqa: E402
+from tables import write_block  # noqa: E402
 
 from ganforge import TrainConfig, load_catalog  # noqa: E402
 from ganforge.accel.speed import cpu_description  # noqa: E402
@@ -53,13 +55,15 @@ def ganforge_rate(variant: str, batch: int, steps: int, precision: str, workdir:
     return steps * batch / (time.perf_counter() - start)
 
 
-def reference_rate(variant: str, batch: int, steps: int, root: Path, device: str = "cpu") -> float:
+def reference_rate(variant: str, batch: int, steps: int, root: Path, device: str = "cpu",
+                   image_size: int | None = None) -> float:
     spec = load_catalog().variants.get(variant)
     model_config = spec.make_config()
     torch.manual_seed(0)
-    generator, discriminator = build_models(spec, model_config, DataShape(1, 28, 28))
+    side = image_size or 28
+    generator, discriminator = build_models(spec, model_config, DataShape(1, side, side))
     return seed_loop(generator.to(device), discriminator.to(device), generator.latent_dim, root, steps,
-                     batch_size=batch, device=device)
+                     batch_size=batch, device=device, image_size=image_size)
 
 
 def cli_round(variant: str, batch: int, steps: int, precision: str, data: Path, stream: bool, workdir: Path) -> tuple[float, int]:
@@ -92,6 +96,7 @@ def compare_paths(args: argparse.Namespace) -> None:
     header = (f"{'variant':8} {'batch':>5} {'precision':9} {'resident img/s':>15} {'streamed img/s':>15} {'ratio':>6} "
               f"{'resident RSS':>13} {'streamed RSS':>13}")
     print(header, flush=True)
+    cells: list[list[str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for variant in args.variants:
             for batch in args.batch_sizes:
@@ -106,6 +111,14 @@ def compare_paths(args: argparse.Namespace) -> None:
                     peak = {s: max(m for _, m in rounds[s]) for s in rounds}
                     print(f"{variant:8} {batch:5d} {precision:9} {resident:15.0f} {streamed:15.0f} {streamed / resident:5.2f}x "
                           f"{size_text(peak[False]):>13} {size_text(peak[True]):>13}", flush=True)
+                    cells.append([variant, str(batch), precision, f"{resident:.0f}", f"{streamed:.0f}",
+                                  f"{streamed / resident:.2f}x", size_text(peak[False]), size_text(peak[True])])
+    if args.markdown is not None:
+        note = (f"{len(images):,} images of {'x'.join(map(str, images.shape))}, {size_text(images.nbytes)} decoded; "
+                f"each cell the median of {args.rounds} `ganforge train` processes, RSS the largest peak among them")
+        write_block(args.markdown, f"Streamed against resident: {args.data.name}",
+                    ["variant", "batch", "precision", "resident img/s", "streamed img/s", "ratio", "resident peak RSS",
+                     "streamed peak RSS"], cells, note)
 
 
 def main() -> None:
@@ -116,36 +129,43 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000, help="steps per timed round at batch 64 (scaled by 64/batch)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="also torch.compile ganforge's models")
+    parser.add_argument("--image-size", type=int, help="resize the digits to this side, for variants that need "
+                                                       "another (stylegan2: 32)")
     parser.add_argument("--data", type=Path, help="a prepared ZIP or a folder of images: compare streamed with resident")
+    parser.add_argument("--markdown", type=Path, help="also write the table into this Markdown page (docs/results/...)")
     args = parser.parse_args()
     if args.data is not None:
         compare_paths(args)
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_description()}")
     header = f"{'variant':8} {'batch':>5} {'precision':9} {'reference img/s':>16} {'ganforge img/s':>15} {'ratio':>6}"
-    rows = []
+    rows: list[str] = []
+    cells: list[list[str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         root = write_mnist5k_for_torchvision(Path(tmp) / "data")
         for variant in args.variants:
             for batch in args.batch_sizes:
                 steps = max(20, args.steps * 64 // batch)
-                reference_rate(variant, batch, 10, root)  # warm-up
+                sized = {"data": {"name": "mnist5k", "image_size": args.image_size}} if args.image_size else {}
+                reference_rate(variant, batch, 10, root, image_size=args.image_size)  # warm-up
                 refs = []
                 for precision in args.precisions:
-                    ganforge_rate(variant, batch, 10, precision, Path(tmp), args.compile)  # warm-up
+                    ganforge_rate(variant, batch, 10, precision, Path(tmp), args.compile, **sized)  # warm-up
                     ours = []
                     for _ in range(args.rounds):
                         if len(refs) < args.rounds:
-                            refs.append(reference_rate(variant, batch, steps, root))
-                        ours.append(ganforge_rate(variant, batch, steps, precision, Path(tmp), args.compile))
+                            refs.append(reference_rate(variant, batch, steps, root, image_size=args.image_size))
+                        ours.append(ganforge_rate(variant, batch, steps, precision, Path(tmp), args.compile, **sized))
                     ref, gf = statistics.median(refs), statistics.median(ours)
                     rows.append(f"{variant:8} {batch:5d} {precision:9} {ref:16.0f} {gf:15.0f} {gf / ref:5.2f}x")
+                    cells.append([variant, str(batch), precision, f"{ref:.0f}", f"{gf:.0f}", f"{gf / ref:.2f}x"])
                     print(rows[-1] if len(rows) > 1 else header + "\n" + rows[-1], flush=True)
-    print()
-    print("reference: the seed's loop (fp32, DataLoader + per-sample ToTensor, two G forwards, D loss into G, "
-          "a print and host sync per step)")
-    print(header)
-    print("\n".join(rows))
+    note = ("reference: a textbook PyTorch loop (fp32, DataLoader + per-sample ToTensor, two G forwards, D loss into G, "
+            f"a print and host sync per step); medians of {args.rounds} alternating rounds")
+    print(f"\n{note}\n{header}\n" + "\n".join(rows))
+    if args.markdown is not None:
+        write_block(args.markdown, "Training images per second against the reference loop",
+                    ["variant", "batch", "precision", "reference img/s", "ganforge img/s", "ratio"], cells, note)
 
 
 if __name__ == "__main__":

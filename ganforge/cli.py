@@ -435,6 +435,12 @@ def _seed(text: str) -> int:
     return value
 
 
+RUN_HELP = "a run directory, or a folder `ganforge export` wrote"
+DEVICE_HELP = "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps"
+INCEPTION_HELP = ("the FID Inception's weights (pt_inception-2015-12-05-6726825d.pth, checked by SHA-256); "
+                  "default: $GANFORGE_INCEPTION_WEIGHTS or torch hub's cache")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -448,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_variants)
 
     p = sub.add_parser("plugins", help="list loaded plugins and the hooks they implement")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_plugins)
 
     sub.add_parser("losses", help="list adversarial losses").set_defaults(func=cmd_losses)
@@ -477,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     length = p.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="generator updates in total (with --resume: the new total)")
     length.add_argument("--epochs", type=float, help="passes over the data (default 20)")
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--batch-size", type=int, help="images per step, per process under torchrun (default 64)")
     p.add_argument("--loss", help="adversarial loss (see `ganforge losses`)")
     p.add_argument("--n-critic", type=int, help="D updates per G update")
     p.add_argument("--ema", type=float, help="keep an EMA of G with this decay, e.g. 0.999")
@@ -520,13 +526,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("sample", help="write a grid of samples from a trained run")
-    p.add_argument("run_dir", type=Path)
+    p.add_argument("run_dir", type=Path, help=RUN_HELP)
     p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
     p.add_argument("--out", type=Path, default=Path("samples.png"),
                    help="a .png grid (default samples.png), or raw uint8 images and labels as .npz or .pt")
     p.add_argument("--checkpoint", default="last", help="last, best or a step number")
     p.add_argument("--class", dest="class_", type=int, help="draw only this class (conditional variants)")
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--seed", type=_seed, default=0, help="seeds the latent codes (and classes) drawn")
     p.add_argument("--truncation", type=float, metavar="T", help=TRUNCATION_HELP)
     p.add_argument("--psi", type=float, help=PSI_HELP)
     p.add_argument("--interpolate", type=_positive, metavar="STEPS",
@@ -534,19 +540,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mix", type=_positive, metavar="K",
                    help="StyleGAN's style-mixing grid: K sources across, K destinations down, each cell the "
                         "destination with the source's coarse styles")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("report", help="draw loss and metric curves and sample grids into report.png and report.html")
-    p.add_argument("run_dir", type=Path)
+    p.add_argument("run_dir", type=Path, help=RUN_HELP)
     p.add_argument("--out", type=Path, help="PNG path (default RUN_DIR/report.png); the HTML goes beside it")
     p.add_argument("--force", action="store_true", help="replace --out (and the HTML beside it) if it exists")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("eval", help="score a trained run (FID, KID, precision/recall, modes; "
                        "for conditional runs, accuracy per class) and write eval.json")
-    p.add_argument("run_dir", type=Path)
+    p.add_argument("run_dir", type=Path, help=RUN_HELP)
     p.add_argument("--n", type=int, default=5000, help="samples, and reference images (default 5000)")
     p.add_argument("--checkpoint", default="last", help="last, best or a step number")
     p.add_argument("--seed", type=_seed, default=0, help="picks the reference images and the (first) samples")
@@ -554,17 +560,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score K sample sets (seeds SEED..SEED+K-1) against one reference: means and their sd")
     p.add_argument("--truncation", type=float, metavar="T", help=TRUNCATION_HELP)
     p.add_argument("--psi", type=float, help=PSI_HELP)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--protocol", help="fid50k_full (StyleGAN2-ADA's) or fid10k: sample and reference counts by name, "
                                       "the reference's features cached")
     p.add_argument("--evaluator", help="score with this evaluator instead of the one recorded for the run "
                                        "(`ganforge evaluators`)")
-    p.add_argument("--inception-weights", type=Path, help="the FID Inception's weights, " + "pt_inception-2015-12-05-6726825d.pth")
+    p.add_argument("--inception-weights", type=Path, help=INCEPTION_HELP)
     p.add_argument("--data-dir", type=Path, help="where the data set's files are now, if not where the run read them")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("export", help="write a run's sampling generator as safetensors with its config and a model card")
-    p.add_argument("run_dir", type=Path)
+    p.add_argument("run_dir", type=Path, help=RUN_HELP)
     p.add_argument("--out", type=Path, required=True, help="a new or empty folder")
     p.add_argument("--checkpoint", default="last", help="last, best or a step number")
     p.add_argument("--force", action="store_true", help="write into a folder that holds files")
@@ -572,8 +578,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", help="score an exported model as its card says and check the figures agree")
     p.add_argument("model", type=Path, help="a folder `ganforge export` wrote")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--inception-weights", type=Path)
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--inception-weights", type=Path, help=INCEPTION_HELP)
     p.add_argument("--data-dir", type=Path, help="where the data set's files are, if not where the run read them")
     p.set_defaults(func=cmd_verify)
 
@@ -582,15 +588,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=10, metavar="K",
                    help="sample sets per run (default 10; a paired test needs 6 or more to reach p < 0.05)")
     p.add_argument("--n", type=int, default=5000, help="samples per set, and reference images")
-    p.add_argument("--protocol")
-    p.add_argument("--evaluator")
-    p.add_argument("--seed", type=_seed, default=0)
-    p.add_argument("--checkpoint", default="last")
+    p.add_argument("--protocol", help="fid50k_full or fid10k: sample and reference counts by name (overrides --n)")
+    p.add_argument("--evaluator", help="score every run with this evaluator (`ganforge evaluators`)")
+    p.add_argument("--seed", type=_seed, default=0, help="picks the reference images and the first sample set")
+    p.add_argument("--checkpoint", default="last", help="last, best or a step number")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of each test (default 0.05)")
     p.add_argument("--pool-seeds", action=argparse.BooleanOptionalAction, default=True,
                    help="pool runs that differ only by their training seed into one group (default)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--inception-weights", type=Path)
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--inception-weights", type=Path, help=INCEPTION_HELP)
     p.set_defaults(func=cmd_compare)
     return parser
 

@@ -87,15 +87,15 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    variant: str
+    variant: str = Field(description="registered variant name (see `ganforge variants`)")
     model: dict = Field(default_factory=dict, description="the variant's config (see `ganforge variants --options`)")
-    data: DataConfig = Field(default_factory=DataConfig)
+    data: DataConfig = Field(default_factory=DataConfig, description="the data set and how it is read (below)")
     steps: int | None = Field(None, ge=1, description="generator updates in total")
     epochs: float | None = Field(None, gt=0, description="passes over the data, if steps is not given")
     batch_size: int = Field(64, ge=1, description="images per step (per process under torchrun)")
     loss: str | None = Field(None, description="adversarial loss name; default: the variant's")
-    lr_g: float | None = Field(None, gt=0)
-    lr_d: float | None = Field(None, gt=0)
+    lr_g: float | None = Field(None, gt=0, description="G's Adam learning rate; default: the variant's")
+    lr_d: float | None = Field(None, gt=0, description="D's Adam learning rate; default: the variant's")
     betas: tuple[Beta, Beta] | None = Field(None, description="Adam's (beta1, beta2), each in [0, 1)")
     fake_labels: Literal["uniform", "data"] = Field(
         "uniform", description="conditional variants: draw fake labels uniformly or at the data's class frequencies")
@@ -128,9 +128,9 @@ class TrainConfig(BaseModel):
                           "default: on for one process without compile when G and D hold only Linear layers")
     channels_last: bool | None = Field(
         None, description="channels-last memory format; default: on for variants with convolutions")
-    log_every: int = Field(100, ge=1)
-    checkpoint_every: int = Field(1000, ge=1)
-    sample_every: int = Field(1000, ge=1)
+    log_every: int = Field(100, ge=1, description="write losses and images/s to metrics.jsonl every this many steps")
+    checkpoint_every: int = Field(1000, ge=1, description="write checkpoints/step_NNNNNNN.pt and last.pt every this many steps (and last.pt at the end)")
+    sample_every: int = Field(1000, ge=1, description="write a sample grid to samples/ every this many steps")
     num_samples: int = Field(64, ge=1, le=1024, description="images in each sample grid")
     eval_every: int | None = Field(None, ge=1, description="score samples every this many steps; keeps best.pt by FID")
     eval_samples: int = Field(2000, ge=100, le=100_000,

@@ -69,7 +69,7 @@ def minimax_g_loss(real: torch.Tensor | None, fake: torch.Tensor) -> torch.Tenso
 
 
 def nonsaturating_g_loss(real: torch.Tensor | None, fake: torch.Tensor) -> torch.Tensor:
-    """-E[log D(G(z))]: the same fixed point with strong gradients early on (what the seed's code trains)."""
+    """-E[log D(G(z))]: the same fixed point with strong gradients early on (what most tutorials' code trains)."""
     return F.softplus(-fake).mean()
 
 
@@ -116,7 +116,7 @@ def relativistic_g_loss(real: torch.Tensor | None, fake: torch.Tensor) -> torch.
 BUILTIN_LOSSES = (
     AdversarialLoss("minimax", "the paper's min-max game; saturating G objective E[log(1 - D(G(z)))]",
                     bce_d_loss, minimax_g_loss, aliases=("saturating",)),
-    AdversarialLoss("nonsaturating", "BCE on logits; G maximises log D(G(z)) (the seed code's objective)",
+    AdversarialLoss("nonsaturating", "BCE on logits; G maximises log D(G(z)) (the usual choice)",
                     bce_d_loss, nonsaturating_g_loss, aliases=("ns", "bce")),
     AdversarialLoss("hinge", "hinge loss for D, -D(G(z)) for G", hinge_d_loss, critic_g_loss),
     AdversarialLoss("wasserstein", "WGAN critic loss; add --reg wgan-gp for WGAN-GP",

@@ -88,13 +88,18 @@ class Regularizer(nn.Module):
 
 @dataclass(frozen=True)
 class RegularizerSpec:
-    """A regulariser as a plugin registers it: ``build(options)`` makes one from its validated options."""
+    """A regulariser as a plugin registers it: ``build(options)`` makes one from its validated options.
+
+    ``example_models()`` builds a small (G, D) for the contract kit to check a term on that is made for
+    one architecture (StyleGAN2's path length needs its mapping network); by default a small MLP pair.
+    """
 
     name: str
     description: str
     build: Callable[[Any], Regularizer]
     options: type[RegularizerOptions] = RegularizerOptions
     aliases: tuple[str, ...] = ()
+    example_models: Callable[[], tuple[Any, Any]] | None = None
 
 
 def gradient_penalty(score: Callable[..., torch.Tensor], real: torch.Tensor, fake: torch.Tensor,

@@ -242,14 +242,15 @@ def check_regularizer(spec: Any, options: Any = None, *, image_shape: tuple[int,
     Built from ``options`` (its defaults where None), in each phase it declares: the penalty is a
     finite scalar; gradients reach D's weights in D's phase (G's in G's phase) and are finite; the
     same random generator state gives the same penalty; and it changes neither the images it is
-    shown nor any weight. It runs on a small MLP pair, or on the (G, D) that ``models()`` builds,
-    for a term that needs a variant's own networks. Raises :class:`ContractViolation` naming what broke.
+    shown nor any weight. It runs on the (G, D) that ``models()`` builds (default: the spec's
+    ``example_models``, else a small MLP pair). Raises :class:`ContractViolation` naming what broke.
     """
     import copy
 
     from .regularizers import Regularizer
 
     options = options if options is not None else spec.options()
+    models = models if models is not None else getattr(spec, "example_models", None)
     module = spec.build(options)
     _expect(isinstance(module, Regularizer), f"{spec.name}: build() returned {type(module).__name__}, not a Regularizer")
     _expect(set(module.phases) <= {"d", "g"} and module.phases, f"{spec.name}: phases must be 'd' and/or 'g', got {module.phases}")

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # trains runs or starts processes: left out of `make test-fast`
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 NUMBER = r"\d+(?:\.\d+)?"
 
@@ -31,6 +33,28 @@ def test_throughput_prints_a_ratio_for_each_precision(tmp_path: Path) -> None:
     out = bench("throughput.py", "--steps", "8", "--rounds", "1", "--precisions", "fp32", "bf16", cwd=tmp_path)
     for precision in ("fp32", "bf16"):
         assert re.search(rf"^mlp +64 {precision} +\d+ +\d+ +{NUMBER}x$", out, re.M), out
+
+
+def test_throughput_resizes_the_digits_for_a_variant_that_needs_another_side(tmp_path: Path) -> None:
+    out = bench("throughput.py", "--variants", "dcgan", "--image-size", "32", "--steps", "4", "--rounds", "1", cwd=tmp_path)
+    assert re.search(rf"^dcgan +64 fp32 +\d+ +\d+ +{NUMBER}x$", out, re.M), out
+
+
+def test_a_benchmark_writes_its_table_into_a_results_page_and_replaces_it_when_run_again(tmp_path: Path) -> None:
+    import ganforge
+
+    page = tmp_path / "speed.md"
+    page.write_text("# Speed\n\n<!-- throughput.py -->\n\nText after the table.\n")
+    for _ in range(2):
+        bench("throughput.py", "--steps", "4", "--rounds", "1", "--markdown", str(page), cwd=tmp_path)
+    text = page.read_text()
+    assert text.count("<!-- begin python benchmarks/throughput.py --steps 4 --rounds 1 -->") == 1
+    assert text.index("<!-- throughput.py -->") < text.index("<!-- begin ") < text.index("Text after the table.")
+    assert "`python benchmarks/throughput.py --steps 4 --rounds 1`" in text
+    assert re.search(rf"^\d{{4}}-\d\d-\d\d · ganforge {re.escape(ganforge.__version__)} · torch .+ · \d+ threads · .+$",
+                     text, re.M), text
+    assert "| variant | batch | precision | reference img/s | ganforge img/s | ratio |" in text
+    assert re.search(rf"^\| mlp \| 64 \| fp32 \| \d+ \| \d+ \| {NUMBER}x \|$", text, re.M), text
 
 
 def test_step_profile_prints_phases_and_the_profiler_table(tmp_path: Path) -> None:
@@ -58,12 +82,16 @@ def test_gemm_prints_each_layer_shape(tmp_path: Path) -> None:
     assert re.search(rf"^ *1024x784 +{NUMBER} +{NUMBER} +{NUMBER}x", out, re.M), out
 
 
+@pytest.mark.slow
 def test_quality_scores_the_reference_and_a_variant(tmp_path: Path) -> None:
     out = bench("quality.py", "--data", "mnist5k", "--variants", "reference", "reference-normalised", "mlp",
-                "--epochs", "0.02", "--out", str(tmp_path / "runs"), cwd=tmp_path)
+                "--epochs", "0.02", "--out", str(tmp_path / "runs"), "--markdown", str(tmp_path / "q.md"), cwd=tmp_path)
     for variant in ("reference", "reference-normalised", "mlp"):  # cFID from both evaluators
         assert re.search(rf"^{variant} +0 mnist5k +1 +\d+ +{NUMBER} +{NUMBER} ", out, re.M), out
     assert "evaluators: mnist-cnn (sha256 " in out and ", mnist-resnet (sha256 " in out
+    page = (tmp_path / "q.md").read_text()
+    assert "### mnist5k: 0.02 epochs at batch 64" in page and "| variant | seed | data | steps | wall s | cFID | cFID2 |" in page
+    assert re.search(rf"^\| reference-normalised \| 0 \| mnist5k \| 1 \| \d+ \| {NUMBER} \| {NUMBER} \|", page, re.M), page
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -71,6 +99,7 @@ def test_gpu_benchmark_says_it_needs_cuda(tmp_path: Path) -> None:
     assert bench("gpu.py", cwd=tmp_path, returncode=1).strip() == "benchmarks/gpu.py needs a CUDA device"
 
 
+@pytest.mark.slow
 def test_quality_compares_augmentations_on_a_subset(tmp_path: Path) -> None:
     out = bench("quality.py", "--data", "mnist5k", "--variants", "mlp", "--epochs", "0.02", "--subset", "100",
                 "--augment", "none", "diffaugment", "--seeds", "0", "1", "--out", str(tmp_path / "runs"), cwd=tmp_path)
@@ -78,6 +107,9 @@ def test_quality_compares_augmentations_on_a_subset(tmp_path: Path) -> None:
         for seed in ("0", "1", "mean", "sd"):
             assert re.search(rf"^{re.escape(label)} +{seed} mnist5k +1 +\d+ +{NUMBER} ", out, re.M), out
     assert "trained on a class-balanced subset of 100 images" in out
+    assert re.search(rf"^mlp\+diffaugment against mlp, paired by training seed: cFID {NUMBER} vs {NUMBER} \(p = {NUMBER}\); "
+                     rf"cFID2 {NUMBER} vs {NUMBER} \(p = {NUMBER}\): not shown either way: 2 seeds cannot reach p < 0.05",
+                     out, re.M), out
 
 
 def test_throughput_compares_streamed_with_resident_data(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from PIL import Image
 
 from ganforge.accel.speed import cpu_bf16_native, cpu_description
 
+pytestmark = pytest.mark.slow  # trains runs or starts processes: left out of `make test-fast`
+
 SMALL = ["--set", "g_hidden=[32]", "--set", "d_hidden=[32]"]
 
 

@@ -17,7 +17,11 @@ from ganforge.variant import DataShape
 INSTALLED = load_catalog().variants.names()
 
 
-@pytest.mark.parametrize("name", INSTALLED)
+QUICK = {"mlp"}
+"""Variants whose default networks are checked in seconds; the plugins' convolutional ones take up to minutes."""
+
+
+@pytest.mark.parametrize("name", [n if n in QUICK else pytest.param(n, marks=pytest.mark.slow) for n in INSTALLED])
 def test_every_installed_variant_keeps_the_contract(name: str) -> None:
     check_variant(load_catalog().variants.get(name), max_examples=4)
 

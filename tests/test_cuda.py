@@ -21,7 +21,7 @@ from ganforge.runs import RunDir
 from ganforge.testing import assert_states_equal
 from ganforge.training import Trainer
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 SETTINGS = {  # what the user passes: --precision, --compile, --set cuda_graphs=true, --set capture_step=...
     "fp32": {"precision": "fp32", "capture_step": False},

@@ -15,6 +15,8 @@ from PIL import Image
 from ganforge import GanforgeError, TrainConfig, train
 from ganforge.runs import RunDir
 
+pytestmark = pytest.mark.slow  # trains runs or starts processes: left out of `make test-fast`
+
 SMALL = {"g_hidden": [32], "d_hidden": [32]}
 
 

@@ -26,6 +26,8 @@ from ganforge.testing import assert_states_equal
 
 from download_probe import TRAIN_FILES  # tests/download_probe.py, beside this file
 
+pytestmark = pytest.mark.distributed  # real torchrun processes
+
 PROBE = Path(__file__).with_name("ddp_probe.py")
 DOWNLOAD_PROBE = Path(__file__).with_name("download_probe.py")
 CRASH_PROBE = Path(__file__).with_name("crash_probe.py")

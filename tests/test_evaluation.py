@@ -21,6 +21,8 @@ from ganforge.nn import draw_latent
 from ganforge.plugins import make_plugin_manager
 from ganforge.runs import RunDir
 
+pytestmark = pytest.mark.slow  # trains runs or starts processes: left out of `make test-fast`
+
 SMALL = ["--set", "g_hidden=[32]", "--set", "d_hidden=[32]"]
 
 

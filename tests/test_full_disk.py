@@ -17,6 +17,8 @@ from ganforge import TrainConfig, train
 from ganforge.durable import StorageError, _RecordingWriter
 from ganforge.runs import RunDir
 
+pytestmark = pytest.mark.slow  # trains runs or starts processes: left out of `make test-fast`
+
 SMALL = ["--set", "g_hidden=[32]", "--set", "d_hidden=[32]"]
 
 

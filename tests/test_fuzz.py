@@ -27,11 +27,15 @@ from hypothesis import strategies as st
 
 from ganforge import TrainConfig, train
 
+pytestmark = pytest.mark.slow  # trains runs or starts processes: left out of `make test-fast`
+
 EXAMPLES = int(os.environ.get("GANFORGE_FUZZ_EXAMPLES", "20"))
 ENV = {**os.environ, "TQDM_DISABLE": "1"}
 
+# Any text a command line can carry: every character but NUL, which no process can receive in its argv.
+ARGV_CHARACTERS = st.characters(exclude_characters="\x00", codec="utf-8")
 SCALARS = st.one_of(st.integers(-2**70, 2**70), st.integers(-3, 70), st.floats(allow_nan=True, allow_infinity=True),
-                    st.booleans(), st.none(), st.text(max_size=8))
+                    st.booleans(), st.none(), st.text(ARGV_CHARACTERS, max_size=8))
 VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=3), st.dictionaries(st.text(max_size=5), SCALARS, max_size=2))
 SET_KEYS = ["latent_dim", "g_hidden", "d_hidden", "negative_slope", "base_width", "depth", "spectral_norm", "embed_dim",
             "lr_d", "lr_g", "betas", "n_critic", "ema", "ema_start", "seed", "batch_size", "gradient_penalty",
@@ -40,7 +44,7 @@ SET_KEYS = ["latent_dim", "g_hidden", "d_hidden", "negative_slope", "base_width"
             "data.channels", "data.name", "data.download", "data.data_dir", "model.width", "colour", "", "steps"]
 SMALL_INTS = st.one_of(st.integers(-5, 300), st.sampled_from([0, 2**31, 2**63, 2**70, -(2**63)]))
 NUMBERS = st.one_of(SMALL_INTS, st.floats(allow_nan=True, allow_infinity=True)).map(str)
-TEXT = st.one_of(st.text(max_size=10), st.sampled_from(["mlp", "dcgan", "cgan", "cdcgan", "last", "best", "²", "-1", ""]))
+TEXT = st.one_of(st.text(ARGV_CHARACTERS, max_size=10), st.sampled_from(["mlp", "dcgan", "cgan", "cdcgan", "last", "best", "²", "-1", ""]))
 
 
 def set_value(value: Any) -> str:

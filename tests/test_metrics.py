@@ -64,6 +64,7 @@ def test_the_matrix_square_root_handles_correlated_covariances() -> None:
     assert distance(fid, a, a + shift)["fid"] == pytest.approx(float(shift.square().sum()), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_kid_grows_with_the_shift() -> None:
     x = gaussian(1000, torch.zeros(4), torch.ones(4), 5).float()
     near = distance(kid, x + 0.1, x)["kid"]
@@ -170,6 +171,7 @@ def test_shipped_evaluators_match_their_recorded_hash_and_accuracy() -> None:
     assert evaluator_for("mnist-resnet").feature_dim != evaluator_for("mnist-cnn").feature_dim
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mnist-cnn", "mnist-resnet"])
 def test_real_digits_score_as_real_and_report_their_provenance(name: str) -> None:
     evaluator = evaluator_for(name)
@@ -185,6 +187,7 @@ def test_real_digits_score_as_real_and_report_their_provenance(name: str) -> Non
     assert score(embed_images(evaluator, noise), reference, evaluator, BUILTIN_METRICS)["fid"] > 50 * max(figures["fid"], 0.1)
 
 
+@pytest.mark.slow
 def test_a_shipped_classifier_gives_torch_fidelitys_own_figures() -> None:
     """ganforge registers its classifiers with torch-fidelity; the library's calculate_metrics and
     ganforge's pipeline agree on the same images."""

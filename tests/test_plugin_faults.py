@@ -16,6 +16,8 @@ from ganforge.builtin.mlp import MLP, MLPConfig, MLPGenerator
 from ganforge.testing import ContractViolation, check_pair, check_variant
 from ganforge.variant import DataShape
 
+pytestmark = pytest.mark.slow  # trains runs or starts processes: left out of `make test-fast`
+
 BROKEN = '''
 import torch
 from ganforge import VariantSpec, hookimpl

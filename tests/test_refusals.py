@@ -16,6 +16,8 @@ import torch
 
 from ganforge import load_run
 
+pytestmark = pytest.mark.slow  # trains runs or starts processes: left out of `make test-fast`
+
 SMALL = ["--set", "g_hidden=[32]", "--set", "d_hidden=[32]"]
 
 

@@ -11,6 +11,8 @@ import pytest
 from ganforge import GanforgeError, resume
 from ganforge.runs import RunDir
 
+pytestmark = pytest.mark.slow  # trains runs or starts processes: left out of `make test-fast`
+
 SMALL = ["--set", "g_hidden=[32]", "--set", "d_hidden=[32]"]
 
 

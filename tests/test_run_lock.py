@@ -10,7 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
+
+pytestmark = pytest.mark.slow  # trains runs or starts processes: left out of `make test-fast`
 
 SMALL = ["--set", "g_hidden=[32]", "--set", "d_hidden=[32]"]
 ENV = {**os.environ, "TQDM_DISABLE": "1"}

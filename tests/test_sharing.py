@@ -23,6 +23,8 @@ from ganforge.sampling import load_run
 
 from conftest import write_distribution
 
+pytestmark = pytest.mark.slow  # trains runs or starts processes: left out of `make test-fast`
+
 TINY = {"g_hidden": [32], "d_hidden": [32]}
 
 

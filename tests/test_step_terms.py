@@ -260,6 +260,7 @@ def test_bad_term_choices_are_one_line(cli, one_line_error, tmp_path: Path, args
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_terms_from_the_command_line_and_toml(cli, tmp_path: Path) -> None:
     (tmp_path / "terms.toml").write_text('variant = "mlp"\nsteps = 3\n[model]\ng_hidden = [16]\nd_hidden = [16]\n'
                                          '[[regularizers]]\nname = "lecam"\nweight = 0.1\n'

@@ -26,6 +26,8 @@ from ganforge.runs import RunDir
 from ganforge.testing import assert_states_equal, check_dataset
 from ganforge.training.batches import ResidentBatches
 
+pytestmark = pytest.mark.slow  # trains runs or starts processes: left out of `make test-fast`
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from photo_patches import write_patches  # noqa: E402  (scripts/photo_patches.py)
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # trains runs or starts processes: left out of `make test-fast`
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "docs" / "examples" / "ganforge-tiny"
 
@@ -56,7 +58,7 @@ def test_the_example_plugin_is_found_listed_and_trained(cli, tiny_site: Path, tm
 def test_a_plugins_data_set_is_scored_with_the_plugins_evaluator(cli, tiny_site: Path, tmp_path: Path) -> None:
     env = {"PYTHONPATH": str(tiny_site)}
     listed = cli("evaluators", env=env).stdout
-    assert any(line.split()[:4] == ["pooled-pixels", "-", "ganforge_tiny", "ganforge-tiny"] for line in listed.splitlines())
+    assert any(line.split()[:4] == ["pooled-pixels", "-", "tiny", "ganforge-tiny"] for line in listed.splitlines())
     proc = cli("train", "tiny", "--data", "digits-by-pixels", "--steps", "4", "--batch-size", "16", "--out", "run",
                "--set", "eval_every=4", "--set", "eval_samples=100", env=env)
     assert proc.returncode == 0, proc.stderr
@@ -72,10 +74,13 @@ def test_a_plugins_data_set_is_scored_with_the_plugins_evaluator(cli, tiny_site:
 
 def test_the_example_plugins_own_tests_pass(tiny_site: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(tiny_site)}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
                           cwd=EXAMPLE, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "3 passed" in proc.stdout
+    # Its two tests, and one contract item per registration from ganforge's pytest plugin.
+    for item in ("variant:tiny", "regularizer:drift", "augmentation:instance-noise", "dataset:digits-by-pixels"):
+        assert f"ganforge-contract::{item} PASSED" in proc.stdout
+    assert "6 passed" in proc.stdout
 
 
 WITHOUT_CGAN = """

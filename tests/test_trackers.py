@@ -13,6 +13,8 @@ import pytest
 from ganforge import TrainConfig, resume, train
 from ganforge.runs import RunDir
 
+pytestmark = pytest.mark.slow  # trains runs or starts processes: left out of `make test-fast`
+
 BLOCK = 32768
 
 

@@ -17,6 +17,8 @@ from ganforge.runs import CheckpointError, RunDir
 from ganforge.testing import assert_states_equal
 from ganforge.training import TrainingDiverged
 
+pytestmark = pytest.mark.slow  # trains runs or starts processes: left out of `make test-fast`
+
 SMALL = {"g_hidden": [32, 64], "d_hidden": [32]}
 
 

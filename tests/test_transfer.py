@@ -14,6 +14,8 @@ from ganforge import GanforgeError, TrainConfig, train
 from ganforge.runs import CheckpointError, RunDir
 from ganforge.testing import assert_states_equal
 
+pytestmark = pytest.mark.slow  # trains runs or starts processes: left out of `make test-fast`
+
 SMALL = {"base_width": 4}
 
 

@@ -1,14 +1,12 @@
 """fp32 ``nn.Linear`` layers on oneDNN's AVX-512 kernels, for AMD CPUs with AVX-512, where MKL takes its AVX2 path.
 
 PyTorch sends fp32 CPU matrix products to MKL, and MKL uses its AVX-512 kernels on Intel CPUs only;
-on AMD's Zen 4 and Zen 5 it runs the AVX2 ones at half the machine's fp32 peak. oneDNN, which
-PyTorch also ships, picks kernels by instruction set rather than vendor: on a 2-core Zen 5, a
-forward and backward of the MLP's larger layers runs at 330-340 GFLOP/s where MKL reaches 160-180
-(``benchmarks/gemm.py``). On a CPU without AVX-512 both libraries run AVX2 code and oneDNN does not
-pay (a 2-core Zen 3: the mlp's step 0.95x as fast); on an Intel CPU with AVX-512, where MKL runs
-its own AVX-512 kernels, oneDNN's are slower (a 2-core Xeon, family 6 model 167: 0.86-0.95x on the
-larger layers, the mlp's step 0.80x as fast). So :func:`onednn_linear_pays` holds it to AMD CPUs
-with AVX-512 by default. The results are fp32 products, not reduced-precision ones.
+on AMD CPUs with AVX-512 it runs its AVX2 ones, at about half the machine's fp32 peak. oneDNN, which
+PyTorch also ships, picks kernels by instruction set rather than vendor, so there it runs the
+larger layers at about twice MKL's rate (``benchmarks/gemm.py`` measures both). On a CPU without
+AVX-512 both libraries run AVX2 code and oneDNN does not pay; on an Intel CPU with AVX-512 MKL's own
+kernels are the faster. So :func:`onednn_linear_pays` holds it to AMD CPUs with AVX-512 by default.
+The results are fp32 products, not reduced-precision ones.
 
 :func:`use_onednn_linears` points the forward of every large ``nn.Linear`` in a model (exactly that
 class: a subclass may have a forward of its own) at :class:`OneDNNLinear`,
@@ -59,7 +57,7 @@ class OneDNNLinear(torch.autograd.Function):
     """``F.linear(x, weight, bias)`` for fp32 CPU tensors with every product on oneDNN."""
 
     # forward takes ctx rather than a separate setup_context: Function.apply then skips binding
-    # the arguments through inspect.signature, about 30 µs per call.
+    # the arguments through inspect.signature on every call.
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         ctx.save_for_backward(x, weight)

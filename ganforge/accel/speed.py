@@ -1,7 +1,7 @@
 """Which speed settings a run uses: the user's choices, and defaults by device where they left them unset.
 
 Kept apart from the trainer so the defaults for a CUDA machine can be checked on one without CUDA.
-The CUDA defaults follow the figures in docs/performance.md (an H200): these models are small enough
+The CUDA defaults follow benchmarks/gpu.py (docs/results/gpu.md): these models are small enough
 that a GPU step is bound by launching kernels, so replaying the whole step as one CUDA graph pays
 most, and torch.compile, whose per-call overhead outweighs its fused kernels here, is off. On the
 CPU, fp32 linear layers run on oneDNN where MKL would take its AVX2 path on an AVX-512 CPU
@@ -26,8 +26,8 @@ from .onednn_linear import onednn_linear_available, onednn_linear_pays
 def cpu_bf16_native() -> bool:
     """Whether this CPU multiplies bf16 matrices in hardware (AVX512-BF16 or AMX), as oneDNN reports it.
 
-    Without it PyTorch runs bf16 products in generic code: on a 2-core AVX2 Zen 3 they ran at 2-5
-    GFLOP/s against fp32's 33-108 (``benchmarks/gemm.py``), and an mlp step took 20x as long in bf16 as in fp32.
+    Without it PyTorch runs bf16 products in generic code, an order of magnitude slower than fp32's
+    (``benchmarks/gemm.py`` measures both), so a bf16 run there is warned that fp32 is faster.
     """
     return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 

@@ -1,8 +1,9 @@
 """A whole training step captured as one CUDA graph and replayed.
 
-Small GANs on a GPU are bound by the host, not the device: the mlp step issues ~900 operator calls
-whose kernels take microseconds each, so batch 64 and batch 1024 run at the same ~260 steps/s on an
-H200 (docs/performance.md). Replaying a captured step launches all of them at once. Unlike
+Small GANs on a GPU are bound by the host, not the device: the mlp step issues hundreds of operator
+calls whose kernels are shorter than the Python and dispatcher work that launches them, so a larger
+batch costs almost nothing more (docs/results/gpu.md). Replaying a captured step launches all of
+them at once. Unlike
 ``torch.compile(mode="reduce-overhead")``, which graphs each compiled module, this covers the whole
 step: both forwards, all backwards, both fused Adam updates and the loss bookkeeping.
 

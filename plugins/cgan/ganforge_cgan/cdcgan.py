@@ -4,7 +4,7 @@ spectral norm by default.
 
 The embedding at G's input is what makes G follow the label: with conditional batch norm alone,
 only 23% of samples were classified as the class asked for after 3,000 steps on mnist5k, with
-both, 90% (docs/benchmarks.md)."""
+both, 90% (0.1's quality trials: `git show 70f85d6:docs/benchmarks.md`)."""
 
 from __future__ import annotations
 

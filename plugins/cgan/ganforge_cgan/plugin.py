@@ -19,11 +19,11 @@ CGAN = VariantSpec(
     build_generator=CGANGenerator,
     build_discriminator=CGANDiscriminator,
     # beta1 = 0, as in SAGAN, BigGAN and StyleGAN2: with the label at every G layer, the best pair
-    # of the Fashion-MNIST trials in docs/benchmarks.md.
+    # of the Fashion-MNIST trials in `git show 70f85d6:docs/benchmarks.md`.
     optimizer=OptimizerSettings(betas=(0.0, 0.99)),
     conditional=True,
     # An EMA twice as long as mlp's: on Fashion-MNIST it lowered cFID by a tenth and raised conditional
-    # accuracy by 0.5-0.8 points (over ten sample sets) on each of five seeds (docs/benchmarks.md).
+    # accuracy by 0.5-0.8 points (over ten sample sets) on each of five seeds (0.1's quality trials: `git show 70f85d6:docs/benchmarks.md`).
     recipe={"ema": 0.9995, "ema_start": 5000},
     # Runs recorded before label_every_layer existed joined the label to z only.
     legacy_config={"label_every_layer": False},

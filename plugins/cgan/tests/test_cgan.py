@@ -22,6 +22,8 @@ from ganforge.testing import check_variant
 from ganforge_cgan import CDCGANConfig, CDCGANDiscriminator, CDCGANGenerator, CGANConfig, CGANDiscriminator, CGANGenerator
 from ganforge_cgan.plugin import CDCGAN, CGAN
 
+pytestmark = pytest.mark.slow  # trains runs or starts processes: left out of `make test-fast`
+
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "ganforge", *args], cwd=cwd, env={**os.environ, "TQDM_DISABLE": "1"},
@@ -73,7 +75,7 @@ def test_cgan_projection_adds_the_class_term_to_the_joined_input_score() -> None
 
 
 def test_cgan_default_discriminator_is_wider_than_the_unconditional_mlps() -> None:
-    # The recipe docs/benchmarks.md measured: D 794-1024-512-1 on MNIST-sized images, G as in mlp.
+    # The recipe 0.1's quality trials measured (`git show 70f85d6:docs/benchmarks.md`): D 794-1024-512-1 on MNIST-sized images, G as in mlp.
     shape = DataShape(1, 28, 28, 10)
     d, g = CGANDiscriminator(CGANConfig(), shape), CGANGenerator(CGANConfig(), shape)
     assert [(m.in_features, m.out_features) for m in d.net if isinstance(m, nn.Linear)] == [(794, 1024), (1024, 512), (512, 1)]

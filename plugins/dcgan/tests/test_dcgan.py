@@ -20,6 +20,8 @@ from ganforge.testing import assert_states_equal, check_variant
 from ganforge_dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
 from ganforge_dcgan.plugin import DCGAN
 
+pytestmark = pytest.mark.slow  # trains runs or starts processes: left out of `make test-fast`
+
 
 def test_contract_over_drawn_configs_shapes_and_channels() -> None:
     configs = st.builds(DCGANConfig, latent_dim=st.integers(1, 16), base_width=st.integers(1, 8),

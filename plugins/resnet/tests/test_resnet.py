@@ -21,6 +21,8 @@ from ganforge.variant import build_models
 from ganforge_resnet import BigGANConfig, SNGANConfig
 from ganforge_resnet.plugin import BIGGAN, ORTHOGONAL, SNGAN
 
+pytestmark = pytest.mark.slow  # trains runs or starts processes: left out of `make test-fast`
+
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "ganforge", *args], cwd=cwd, env={**os.environ, "TQDM_DISABLE": "1"},

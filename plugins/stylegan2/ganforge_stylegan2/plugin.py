@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ganforge import OptimizerSettings, VariantSpec, hookimpl
+from ganforge import DataShape, OptimizerSettings, VariantSpec, hookimpl
 from ganforge.regularizers import RegularizerSpec
-from ganforge.variant import RecipeInputs
+from ganforge.variant import RecipeInputs, build_models
 
 from .networks import StyleGAN2Config, StyleGAN2Discriminator, StyleGAN2Generator
 from .regularizers import PathLength, PathLengthOptions
@@ -47,8 +47,16 @@ STYLEGAN2 = VariantSpec(
     example_shapes=((3, 32, 32), (1, 32, 32), (3, 64, 64)),
 )
 
+
+
+def small_pair() -> tuple[Any, Any]:
+    """A 16 px StyleGAN2 G and D of a few thousand weights: what the contract kit checks path length on."""
+    config = StyleGAN2Config(latent_dim=16, w_dim=16, channel_base=128, channel_max=16, mapping_layers=2)
+    return build_models(STYLEGAN2, config, DataShape(3, 16, 16))
+
+
 PATH_LENGTH = RegularizerSpec("path-length", "StyleGAN2's path-length regularisation of G (Karras et al. 2020)",
-                              PathLength, PathLengthOptions, aliases=("pl",))
+                              PathLength, PathLengthOptions, aliases=("pl",), example_models=small_pair)
 
 
 @hookimpl

@@ -15,7 +15,7 @@ import torch
 from hypothesis import strategies as st
 from PIL import Image
 
-from ganforge import DataShape, TrainConfig, resume, train
+from ganforge import DataShape, GanforgeError, TrainConfig, get_variant, resume, train
 from ganforge.runs import RunDir
 from ganforge.testing import ContractViolation, assert_states_equal, check_regularizer, check_variant
 from ganforge.variant import build_models
@@ -24,6 +24,8 @@ from ganforge_stylegan2.networks import MinibatchStd, SynthesisNetwork
 from ganforge_stylegan2.ops import EqualLinear, modulated_conv2d
 from ganforge_stylegan2.plugin import PATH_LENGTH, STYLEGAN2
 from ganforge_stylegan2.regularizers import path_lengths
+
+pytestmark = pytest.mark.slow  # trains runs or starts processes: left out of `make test-fast`
 
 TINY = {"latent_dim": 16, "w_dim": 16, "channel_base": 128, "channel_max": 16, "mapping_layers": 2}
 
@@ -134,7 +136,13 @@ def test_path_length_against_a_slow_reference() -> None:
 
 
 def test_the_path_length_term_keeps_the_contract() -> None:
-    check_regularizer(PATH_LENGTH, models=lambda: build_models(STYLEGAN2, StyleGAN2Config(**TINY), DataShape(3, 16, 16)))
+    check_regularizer(PATH_LENGTH)  # on the small StyleGAN2 pair its spec names
+
+
+def test_the_path_length_term_names_the_networks_it_is_made_for() -> None:
+    with pytest.raises(GanforgeError, match="needs a generator with StyleGAN's styles"):
+        check_regularizer(PATH_LENGTH, models=lambda: build_models(
+            get_variant("mlp"), get_variant("mlp").make_config({"latent_dim": 8}), DataShape(1, 8, 8)))
 
 
 def photos(folder: Path, n: int = 40) -> Path:
