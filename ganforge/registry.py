@@ -69,6 +69,9 @@ class Registry(Generic[T]):
 
     def entry(self, name: str) -> Entry[T]:
         """The entry for a name or alias; an unknown name gets suggestions and the installed names."""
+        if not isinstance(name, str):  # a settings file's `variant = 0`, say
+            raise GanforgeError(f"{self.kind} {name!r}: give a {self.kind}'s name as text; installed: "
+                                f"{', '.join(self.names())}")
         try:
             return self._entries[self._lookup[name]]
         except KeyError:

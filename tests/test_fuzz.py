@@ -175,6 +175,7 @@ def check(proc: subprocess.CompletedProcess[str]) -> None:
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large])
 @given(command=COMMANDS, damage=DAMAGE, toml=TOML)
 @example(command=["train", "--resume", "run"], damage=("config-whole", [], [], False), toml=[])
+@example(command=["train", "--resume", "run", "--config", "settings.toml"], damage=None, toml=[("variant", 0)])
 @example(command=["sample", "run"], damage=("config", ["variant"], 7, False), toml=[])
 @example(command=["report", "run"], damage=("config", ["resolved"], None, True), toml=[])
 @example(command=["sample", "run"], damage=("checkpoint", ["step"], "abc", False), toml=[])
