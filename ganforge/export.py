@@ -24,6 +24,7 @@ from .config import validation_message
 from .devices import pick_device
 from .durable import atomic_write_bytes
 from .errors import GanforgeError
+from .evalfile import read_evaluation
 from .metrics.protocols import PROTOCOLS
 from .metrics.scoring import COMPARED, interval, prepare_scoring, score_generator
 from .records import Resolved
@@ -71,7 +72,7 @@ def export_run(run_dir: Path, out: Path, *, checkpoint: str | int = "last", forc
     loaded = load_run(run_dir, checkpoint, device="cpu", catalog=catalog)
     entry = catalog.variants.entry(loaded.spec.name)
     info = catalog.pm.ganforge_info.get(entry.plugin)  # type: ignore[attr-defined]
-    evaluation = _evaluation(loaded.run.path / "eval.json")
+    evaluation = _evaluation(loaded.run.path)
     record = {
         "format": EXPORT_FORMAT,
         "variant": loaded.spec.name,
@@ -99,17 +100,12 @@ def export_run(run_dir: Path, out: Path, *, checkpoint: str | int = "last", forc
     return out
 
 
-def _evaluation(path: Path) -> dict[str, Any] | None:
+def _evaluation(run_path: Path) -> dict[str, Any] | None:
     """The figures of the run's last ``ganforge eval`` that a card reports, with 95% intervals where
     it scored several sample sets; None where it was never evaluated."""
-    if not path.is_file():
+    figures = read_evaluation(run_path)
+    if figures is None:
         return None
-    try:
-        figures = json.loads(path.read_text())
-    except (OSError, ValueError):
-        raise GanforgeError(f"{path}: unreadable; run `ganforge eval` again before exporting") from None
-    if not isinstance(figures, dict):
-        raise GanforgeError(f"{path}: not a ganforge evaluation; run `ganforge eval` again before exporting")
     repeats = int(figures.get("repeats", 1))
     summary: dict[str, Any] = {}
     for key in COMPARED:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 from .durable import atomic_write, atomic_write_bytes
 from .errors import GanforgeError
+from .evalfile import read_evaluation
 from .imagefiles import open_image
 from .runs import RunDir
 
@@ -52,7 +52,7 @@ def write_report(run_dir: Path | str, out: Path | None = None) -> tuple[Path, Pa
     ax.set(title="discriminator outputs", xlabel="step")
     ax.legend()
     ax = fig.add_subplot(grid[0, 2])
-    final = _final_evaluation(run.path / "eval.json")
+    final = _final_evaluation(run.path)
     if evals or final:
         _draw_evaluations(ax, evals, final)
     else:
@@ -85,15 +85,10 @@ def write_report(run_dir: Path | str, out: Path | None = None) -> tuple[Path, Pa
     return png, page
 
 
-def _final_evaluation(path: Path) -> dict[str, Any] | None:
-    """The figures ``ganforge eval`` wrote, where they hold a FID; None otherwise (a damaged file is named)."""
-    if not path.is_file():
-        return None
-    try:
-        figures = json.loads(path.read_text())
-    except (OSError, ValueError):
-        raise GanforgeError(f"{path}: unreadable; run `ganforge eval` again, or delete it") from None
-    if not isinstance(figures, dict) or not isinstance(figures.get("fid"), (int, float)) or not isinstance(figures.get("step"), int):
+def _final_evaluation(run_path: Path) -> dict[str, Any] | None:
+    """The figures ``ganforge eval`` wrote, where they hold a FID; None otherwise."""
+    figures = read_evaluation(run_path)
+    if figures is None or not isinstance(figures.get("fid"), (int, float)) or not isinstance(figures.get("step"), int):
         return None
     return figures
 

@@ -116,6 +116,17 @@ def test_a_sample_grid_that_is_not_an_image_is_named(cli, one_line_error, traine
     assert "run/samples/step_0000001.png: not a readable image" in error
 
 
+@pytest.mark.parametrize(("content", "expected"), [("{not json", "unreadable"), ("[1, 2]", "holds no figures of `ganforge eval`")])
+def test_a_damaged_eval_json_is_one_line_for_every_reader(cli, one_line_error, trained: Path, tmp_path: Path,
+                                                          content: str, expected: str) -> None:
+    run = copy_run(trained, tmp_path / "run")
+    (run / "eval.json").write_text(content)
+    for command in (["report", "run"], ["export", "run", "--out", "model"]):
+        error = one_line_error(cli(*command))
+        assert f"run/eval.json: {expected}; run `ganforge eval` again, or delete it" in error, error
+    assert not (tmp_path / "model").exists() and not (run / "report.png").exists()
+
+
 def test_an_idx_file_with_no_images_is_one_line(cli, one_line_error, tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()

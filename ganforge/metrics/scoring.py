@@ -4,7 +4,6 @@ under a named protocol, and beside the data set's independent second evaluator."
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import statistics
@@ -120,7 +119,7 @@ def evaluate_model(path: Path, *, n: int = 5000, seed: int = 0, repeats: int = 1
                    device: str = "auto", catalog: Catalog | None = None) -> dict[str, Any]:
     """Score a run directory's model (at ``checkpoint``) or an exported folder's, and write the figures
     to its eval.json: what ``ganforge eval`` does. ``protocol`` (e.g. ``fid50k_full``) overrides ``n``."""
-    from ..durable import atomic_write_bytes
+    from ..evalfile import write_evaluation
     from ..export import load_model
 
     if protocol is None and n < 100:
@@ -136,5 +135,5 @@ def evaluate_model(path: Path, *, n: int = 5000, seed: int = 0, repeats: int = 1
     scored = score_generator(scoring, loaded.generator, repeats=repeats, truncation=truncation, psi=psi)
     figures = {"checkpoint": str(checkpoint), "step": loaded.step, "seed": seed, "truncation": truncation, "psi": psi,
                **scored}
-    atomic_write_bytes(loaded.path / "eval.json", (json.dumps(figures, indent=2) + "\n").encode(), "eval.json")
+    write_evaluation(loaded.path, figures)
     return figures
