@@ -9,7 +9,8 @@ the table reports each side's median and the ratio of medians.
     python benchmarks/throughput.py                       # mlp, batch 64, fp32
     python benchmarks/throughput.py --batch-sizes 16 64 256 1024 --precisions fp32 bf16
     python benchmarks/throughput.py --variants dcgan --data photos.zip   # streamed against resident
-    python benchmarks/throughput.py --variants stylegan2 --image-size 32 --batch-sizes 32 --steps 20
+    python benchmarks/throughput.py --variants stylegan2 --image-size 32 --batch-sizes 32 --steps 20 \
+        --set channel_base=4096 --set channel_max=128      # a smaller StyleGAN2, in both loops
 
 With ``--data`` (a ZIP that `ganforge prepare` wrote, or a folder of images) the rows compare the two
 ways ganforge feeds a run: the images held on the device ("resident") and read from their files by
@@ -38,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference import seed_loop, write_mnist5k_for_torchvision  # noqa: E402
 from tables import write_block  # noqa: E402
 
-from ganforge import TrainConfig, load_catalog  # noqa: E402
+from ganforge import GanforgeError, TrainConfig, load_catalog  # noqa: E402
+from ganforge.config import apply_sets  # noqa: E402
 from ganforge.accel.speed import cpu_description  # noqa: E402
 from ganforge.training import Trainer  # noqa: E402
 from ganforge.variant import DataShape, build_models  # noqa: E402
@@ -46,19 +48,20 @@ from ganforge.variant import DataShape, build_models  # noqa: E402
 
 def ganforge_rate(variant: str, batch: int, steps: int, precision: str, workdir: Path, compile_: bool,
                   device: str = "cpu", **settings: object) -> float:
-    """Images per second of a whole ``fit()`` (its final checkpoint and sample grid included)."""
+    """Real images per second that D sees in a whole ``fit()`` (its final checkpoint and sample grid
+    included): ``n_critic`` batches per step, as the reference loop counts its one."""
     config = TrainConfig(variant=variant, steps=steps, batch_size=batch, precision=precision, compile=compile_,
                          device=device, out=workdir / f"run-{time.monotonic_ns()}", **settings)
     trainer = Trainer(config)
     start = time.perf_counter()
     trainer.fit()
-    return steps * batch / (time.perf_counter() - start)
+    return steps * batch * trainer.config.n_critic / (time.perf_counter() - start)
 
 
 def reference_rate(variant: str, batch: int, steps: int, root: Path, device: str = "cpu",
-                   image_size: int | None = None) -> float:
+                   image_size: int | None = None, model: dict[str, object] | None = None) -> float:
     spec = load_catalog().variants.get(variant)
-    model_config = spec.make_config()
+    model_config = spec.make_config(model)
     torch.manual_seed(0)
     side = image_size or 28
     generator, discriminator = build_models(spec, model_config, DataShape(1, side, side))
@@ -66,13 +69,30 @@ def reference_rate(variant: str, batch: int, steps: int, root: Path, device: str
                      batch_size=batch, device=device, image_size=image_size)
 
 
-def cli_round(variant: str, batch: int, steps: int, precision: str, data: Path, stream: bool, workdir: Path) -> tuple[float, int]:
+def model_settings(variant: str, sets: list[str]) -> dict[str, object]:
+    """The ``--set KEY=VALUE`` model settings for ``variant``, validated; anything but a model setting is refused."""
+    spec = load_catalog().variants.get(variant)
+    settings: dict[str, object] = {}
+    try:
+        apply_sets(settings, sets, spec.config.model_fields)
+        if set(settings) - {"model"}:
+            raise GanforgeError(f"--set: only {variant}'s model settings apply here, not {', '.join(sorted(set(settings) - {'model'}))}")
+        model = dict(settings.get("model", {}))  # type: ignore[call-overload]
+        spec.make_config(model)
+    except GanforgeError as exc:
+        raise SystemExit(f"throughput.py: error: {exc}") from None
+    return model
+
+
+def cli_round(variant: str, batch: int, steps: int, precision: str, data: Path, stream: bool, workdir: Path,
+              model: dict[str, object]) -> tuple[float, int]:
     """Images per second and peak resident memory (bytes) of one ``ganforge train`` process."""
     out = workdir / f"run-{time.monotonic_ns()}"
     command = [sys.executable, "-m", "ganforge", "train", variant, "--data", str(data), "--steps", str(steps),
                "--batch-size", str(batch), "--precision", precision, "--device", "cpu", "--out", str(out),
                "--set", f"data.stream={str(stream).lower()}", "--set", f"log_every={max(1, steps // 6)}",
-               "--set", "checkpoint_every=1000000", "--set", "sample_every=1000000"]
+               "--set", "checkpoint_every=1000000", "--set", "sample_every=1000000",
+               *[arg for key, value in model.items() for arg in ("--set", f"model.{key}={json.dumps(value)}")]]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "TQDM_DISABLE": "1"})
     _, status, usage = os.wait4(proc.pid, 0)
@@ -105,7 +125,8 @@ def compare_paths(args: argparse.Namespace) -> None:
                     rounds: dict[bool, list[tuple[float, int]]] = {False: [], True: []}
                     for _ in range(args.rounds):
                         for stream in (False, True):
-                            rounds[stream].append(cli_round(variant, batch, steps, precision, args.data, stream, Path(tmp)))
+                            rounds[stream].append(cli_round(variant, batch, steps, precision, args.data, stream, Path(tmp),
+                                                            model_settings(variant, args.sets)))
                     resident = statistics.median(r for r, _ in rounds[False])
                     streamed = statistics.median(r for r, _ in rounds[True])
                     peak = {s: max(m for _, m in rounds[s]) for s in rounds}
@@ -132,6 +153,8 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, help="resize the digits to this side, for variants that need "
                                                        "another (stylegan2: 32)")
     parser.add_argument("--data", type=Path, help="a prepared ZIP or a folder of images: compare streamed with resident")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="a model setting (channel_base=4096) for every variant measured, in both loops")
     parser.add_argument("--markdown", type=Path, help="also write the table into this Markdown page (docs/results/...)")
     args = parser.parse_args()
     if args.data is not None:
@@ -146,22 +169,27 @@ def main() -> None:
         for variant in args.variants:
             for batch in args.batch_sizes:
                 steps = max(20, args.steps * 64 // batch)
+                model = model_settings(variant, args.sets)
                 sized = {"data": {"name": "mnist5k", "image_size": args.image_size}} if args.image_size else {}
-                reference_rate(variant, batch, 10, root, image_size=args.image_size)  # warm-up
+                sized["model"] = model
+                reference_rate(variant, batch, 10, root, image_size=args.image_size, model=model)  # warm-up
                 refs = []
                 for precision in args.precisions:
                     ganforge_rate(variant, batch, 10, precision, Path(tmp), args.compile, **sized)  # warm-up
                     ours = []
                     for _ in range(args.rounds):
                         if len(refs) < args.rounds:
-                            refs.append(reference_rate(variant, batch, steps, root, image_size=args.image_size))
+                            refs.append(reference_rate(variant, batch, steps, root, image_size=args.image_size,
+                                                       model=model))
                         ours.append(ganforge_rate(variant, batch, steps, precision, Path(tmp), args.compile, **sized))
                     ref, gf = statistics.median(refs), statistics.median(ours)
                     rows.append(f"{variant:8} {batch:5d} {precision:9} {ref:16.0f} {gf:15.0f} {gf / ref:5.2f}x")
                     cells.append([variant, str(batch), precision, f"{ref:.0f}", f"{gf:.0f}", f"{gf / ref:.2f}x"])
                     print(rows[-1] if len(rows) > 1 else header + "\n" + rows[-1], flush=True)
-    note = ("reference: a textbook PyTorch loop (fp32, DataLoader + per-sample ToTensor, two G forwards, D loss into G, "
-            f"a print and host sync per step); medians of {args.rounds} alternating rounds")
+    note = ("reference: a textbook PyTorch loop over the same networks (fp32, BCE, one D step per G step, DataLoader + "
+            "per-sample ToTensor, two G forwards, D loss into G, a print and host sync per step); ganforge: the variant's "
+            "own recipe (its loss, D steps per G step, step terms, EMA); img/s: real images D sees per second; "
+            f"medians of {args.rounds} alternating rounds")
     print(f"\n{note}\n{header}\n" + "\n".join(rows))
     if args.markdown is not None:
         write_block(args.markdown, "Training images per second against the reference loop",

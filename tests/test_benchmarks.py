@@ -40,6 +40,15 @@ def test_throughput_resizes_the_digits_for_a_variant_that_needs_another_side(tmp
     assert re.search(rf"^dcgan +64 fp32 +\d+ +\d+ +{NUMBER}x$", out, re.M), out
 
 
+def test_throughput_measures_a_variant_with_other_model_settings_and_refuses_other_settings(tmp_path: Path) -> None:
+    out = bench("throughput.py", "--variants", "dcgan", "--set", "base_width=8", "--steps", "4", "--rounds", "1", cwd=tmp_path)
+    assert re.search(rf"^dcgan +64 fp32 +\d+ +\d+ +{NUMBER}x$", out, re.M), out
+    error = bench("throughput.py", "--variants", "dcgan", "--set", "base_width=0", cwd=tmp_path, returncode=1)
+    assert error.strip().splitlines() == [error.strip()] and "base_width" in error, error
+    error = bench("throughput.py", "--variants", "dcgan", "--set", "lr_d=0.1", cwd=tmp_path, returncode=1)
+    assert "only dcgan's model settings apply here, not lr_d" in error, error
+
+
 def test_a_benchmark_writes_its_table_into_a_results_page_and_replaces_it_when_run_again(tmp_path: Path) -> None:
     import ganforge
 
