@@ -49,18 +49,21 @@ class _WithSigmoid(nn.Module):
         super().__init__()
         self.discriminator = discriminator
 
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.discriminator(img))
+    def forward(self, img: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.sigmoid(self.discriminator(img, labels))
 
 
 def seed_loop(generator: nn.Module, discriminator: nn.Module, latent_dim: int, root: Path, steps: int,
               batch_size: int = 64, device: str = "cpu", log: Callable[[str], None] | None = None,
-              dataset_class: type = MNIST, normalise: bool = False, image_size: int | None = None) -> float:
+              dataset_class: type = MNIST, normalise: bool = False, image_size: int | None = None,
+              num_classes: int | None = None) -> float:
     """Train like the seed for ``steps`` steps, in place; returns images per second (real images seen per second).
 
     ``normalise``: the one change a careful reader of the seed makes, ``Normalize(0.5, 0.5)`` after
     ``ToTensor``, so the data spans [-1, 1] like the generator's tanh (the seed's own data spans [0, 1]).
     ``image_size``: ``Resize`` the digits first, for architectures that need another side (StyleGAN2: 32).
+    ``num_classes``: for a conditional pair, the textbook conditional loop (PyTorch-GAN's cgan.py): D
+    sees the real labels with the real images, G draws for uniformly random labels.
     """
     sink = open(os.devnull, "w")
     log = log or (lambda line: print(line, file=sink))
@@ -76,20 +79,24 @@ def seed_loop(generator: nn.Module, discriminator: nn.Module, latent_dim: int, r
     start = time.perf_counter()
     num_epochs = 10**9
     for epoch in range(num_epochs):
-        for i, (imgs, _) in enumerate(dataloader):
+        for i, (imgs, labels) in enumerate(dataloader):
             imgs = imgs.to(device)
+            labels = labels.to(device) if num_classes else None
+            gen_labels = torch.randint(0, num_classes, (imgs.size(0),), device=device) if num_classes else None
             valid = torch.ones((imgs.size(0), 1)).to(device)
             fake = torch.zeros((imgs.size(0), 1)).to(device)
 
-            real_loss = adversarial_loss(discriminator(imgs), valid)
-            fake_loss = adversarial_loss(discriminator(generator(torch.randn((imgs.size(0), latent_dim)).to(device))), fake)
+            real_loss = adversarial_loss(discriminator(imgs, labels), valid)
+            fake_loss = adversarial_loss(discriminator(generator(torch.randn((imgs.size(0), latent_dim)).to(device), gen_labels),
+                                                       gen_labels), fake)
             d_loss = 0.5 * (real_loss + fake_loss)
 
             optimizer_D.zero_grad()
             d_loss.backward()
             optimizer_D.step()
 
-            g_loss = adversarial_loss(discriminator(generator(torch.randn((imgs.size(0), latent_dim)).to(device))), valid)
+            g_loss = adversarial_loss(discriminator(generator(torch.randn((imgs.size(0), latent_dim)).to(device), gen_labels),
+                                                    gen_labels), valid)
 
             optimizer_G.zero_grad()
             g_loss.backward()

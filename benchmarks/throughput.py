@@ -64,9 +64,10 @@ def reference_rate(variant: str, batch: int, steps: int, root: Path, device: str
     model_config = spec.make_config(model)
     torch.manual_seed(0)
     side = image_size or 28
-    generator, discriminator = build_models(spec, model_config, DataShape(1, side, side))
+    classes = 10 if spec.is_conditional(model_config) else None
+    generator, discriminator = build_models(spec, model_config, DataShape(1, side, side, classes))
     return seed_loop(generator.to(device), discriminator.to(device), generator.latent_dim, root, steps,
-                     batch_size=batch, device=device, image_size=image_size)
+                     batch_size=batch, device=device, image_size=image_size, num_classes=classes)
 
 
 def model_settings(variant: str, sets: list[str]) -> dict[str, object]:
@@ -102,7 +103,7 @@ def cli_round(variant: str, batch: int, steps: int, precision: str, data: Path, 
     return statistics.median(rates[1:] or rates), usage.ru_maxrss * 1024
 
 
-def compare_paths(args: argparse.Namespace) -> None:
+def compare_paths(args: argparse.Namespace, models: dict[str, dict[str, object]]) -> None:
     """Streamed against resident for each variant and batch size, with each process's peak memory."""
     from ganforge.data import load_data
     from ganforge.config import DataConfig
@@ -126,7 +127,7 @@ def compare_paths(args: argparse.Namespace) -> None:
                     for _ in range(args.rounds):
                         for stream in (False, True):
                             rounds[stream].append(cli_round(variant, batch, steps, precision, args.data, stream, Path(tmp),
-                                                            model_settings(variant, args.sets)))
+                                                            models[variant]))
                     resident = statistics.median(r for r, _ in rounds[False])
                     streamed = statistics.median(r for r, _ in rounds[True])
                     peak = {s: max(m for _, m in rounds[s]) for s in rounds}
@@ -157,8 +158,9 @@ def main() -> None:
                         help="a model setting (channel_base=4096) for every variant measured, in both loops")
     parser.add_argument("--markdown", type=Path, help="also write the table into this Markdown page (docs/results/...)")
     args = parser.parse_args()
+    models = {variant: model_settings(variant, args.sets) for variant in args.variants}  # refuse a bad --set up front
     if args.data is not None:
-        compare_paths(args)
+        compare_paths(args, models)
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_description()}")
     header = f"{'variant':8} {'batch':>5} {'precision':9} {'reference img/s':>16} {'ganforge img/s':>15} {'ratio':>6}"
@@ -169,7 +171,7 @@ def main() -> None:
         for variant in args.variants:
             for batch in args.batch_sizes:
                 steps = max(20, args.steps * 64 // batch)
-                model = model_settings(variant, args.sets)
+                model = models[variant]
                 sized = {"data": {"name": "mnist5k", "image_size": args.image_size}} if args.image_size else {}
                 sized["model"] = model
                 reference_rate(variant, batch, 10, root, image_size=args.image_size, model=model)  # warm-up

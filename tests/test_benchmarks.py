@@ -49,6 +49,11 @@ def test_throughput_measures_a_variant_with_other_model_settings_and_refuses_oth
     assert "only dcgan's model settings apply here, not lr_d" in error, error
 
 
+def test_throughput_measures_a_conditional_variant_against_the_textbook_conditional_loop(tmp_path: Path) -> None:
+    out = bench("throughput.py", "--variants", "cgan", "--steps", "4", "--rounds", "1", cwd=tmp_path)
+    assert re.search(rf"^cgan +64 fp32 +\d+ +\d+ +{NUMBER}x$", out, re.M), out
+
+
 def test_a_benchmark_writes_its_table_into_a_results_page_and_replaces_it_when_run_again(tmp_path: Path) -> None:
     import ganforge
 
