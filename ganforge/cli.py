@@ -557,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="last", help="last, best or a step number")
     p.add_argument("--seed", type=_seed, default=0, help="picks the reference images and the (first) samples")
     p.add_argument("--repeats", type=int, default=1, metavar="K",
-                   help="score K sample sets (seeds SEED..SEED+K-1) against one reference: means and their sd")
+                   help="score K sample sets (seeds SEED..SEED+K-1; 1 to 1000) against one reference: means and their sd")
     p.add_argument("--truncation", type=float, metavar="T", help=TRUNCATION_HELP)
     p.add_argument("--psi", type=float, help=PSI_HELP)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
@@ -586,7 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="score runs on several sample sets each; means, intervals and tests for each pair")
     p.add_argument("runs", nargs="+", type=Path, help="run directories or exported folders")
     p.add_argument("--repeats", type=int, default=10, metavar="K",
-                   help="sample sets per run (default 10; a paired test needs 6 or more to reach p < 0.05)")
+                   help="sample sets per run (default 10, at most 1000; a paired test needs 6 or more to reach p < 0.05)")
     p.add_argument("--n", type=int, default=5000, help="samples per set, and reference images")
     p.add_argument("--protocol", help="fid50k_full or fid10k: sample and reference counts by name (overrides --n)")
     p.add_argument("--evaluator", help="score every run with this evaluator (`ganforge evaluators`)")

@@ -181,6 +181,7 @@ def check(proc: subprocess.CompletedProcess[str]) -> None:
 @example(command=["sample", "run"], damage=("checkpoint", ["step"], "abc", False), toml=[])
 @example(command=["train", "--resume", "run", "--steps", "3"], damage=("metrics", ['{"step": "abc"}'], [], False), toml=[])
 @example(command=["sample", "run", "--seed", str(2**70)], damage=None, toml=[])
+@example(command=["eval", "run", "--n", "100", "--repeats", str(2**31)], damage=None, toml=[])
 @example(command=["train", "mlp", "--set", "betas=[NaN, 1]", "--steps", "2"], damage=None, toml=[])
 @example(command=["train", "--config", "settings.toml", "--steps", "2"], damage=None, toml=[("variant", 7)])
 def test_no_command_ends_in_a_traceback(trained: Path, tmp_path_factory, command: list[str], damage: Any,

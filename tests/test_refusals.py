@@ -102,6 +102,20 @@ def test_many_samples_stream_to_npz_as_they_are_generated(cli, tmp_path: Path) -
     assert np.array_equal(images, pixels)
 
 
+@pytest.mark.parametrize(("args", "expected"), [
+    (["eval", "run", "--n", "100", "--repeats", str(2**31)], f"--repeats {2**31}: give 1 (one set of samples) to 1000"),
+    (["compare", "run", "run", "--n", "100", "--repeats", "5000"], "--repeats 5000: a comparison needs 2 to 1000 sample sets"),
+    (["eval", "run", "--n", "100", "--repeats", "2", "--seed", str(2**32 - 1)],
+     f"the sample sets' seeds run to {2**32}, past 2**32 - 1; give --seed {2**32 - 2} or less"),
+    (["compare", "run", "run", "--n", "100", "--repeats", "6", "--seed", str(2**32 - 3)], "give --seed 4294967290 or less"),
+])
+def test_evaluations_that_could_not_finish_are_refused_at_once(cli, one_line_error, tmp_path: Path, args: list[str],
+                                                               expected: str) -> None:
+    assert cli("train", "mlp", "--steps", "2", "--out", "run", *SMALL).returncode == 0
+    assert expected in one_line_error(cli(*args, timeout=60))
+    assert not (tmp_path / "run" / "eval.json").exists()
+
+
 @pytest.mark.parametrize("args", [["--out", "r.txt"], ["--out", ""], ["--out", "existing.png"]])
 def test_report_refuses_bad_outputs(cli, one_line_error, tmp_path: Path, args: list[str]) -> None:
     assert cli("train", "mlp", "--steps", "2", "--out", "run", *SMALL).returncode == 0

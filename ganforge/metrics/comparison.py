@@ -15,7 +15,8 @@ from typing import Any
 from ..catalog import Catalog, load_catalog
 from ..errors import GanforgeError
 from .protocols import protocol as named_protocol
-from .scoring import COMPARED, SMALLER_IS_BETTER, interval, permutation_test, prepare_scoring, score_generator
+from .scoring import (COMPARED, MAX_REPEATS, SMALLER_IS_BETTER, check_sample_seeds, interval, permutation_test,
+                      prepare_scoring, score_generator)
 
 PAIRED_TEST = "paired sign-flip permutation test over sample sets"
 UNPAIRED_TEST = "permutation test over sample sets"
@@ -127,8 +128,9 @@ def compare_models(paths: Sequence[Path], *, repeats: int = 10, n: int = 5000, s
 
     if len(paths) < 2:
         raise GanforgeError("name at least two runs to compare")
-    if repeats < 2:
-        raise GanforgeError(f"--repeats {repeats}: a comparison needs at least 2 sample sets per run")
+    if not 2 <= repeats <= MAX_REPEATS:
+        raise GanforgeError(f"--repeats {repeats}: a comparison needs 2 to {MAX_REPEATS} sample sets per run")
+    check_sample_seeds(seed, repeats)
     if not 0 < alpha < 1:
         raise GanforgeError(f"--alpha {alpha}: give a significance level between 0 and 1, e.g. 0.05")
     if protocol is not None:

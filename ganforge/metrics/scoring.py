@@ -62,6 +62,19 @@ def prepare_scoring(config: dict[str, Any], catalog: Catalog, device: torch.devi
     return Scoring(evaluation, second)
 
 
+MAX_REPEATS = 1000
+"""The most sample sets one evaluation scores: each is a whole evaluation, and an interval narrows
+as one over the square root of their number, so a larger request is a mistake, not a plan."""
+
+
+def check_sample_seeds(seed: int, repeats: int) -> None:
+    """Refuse sample sets whose seeds (``seed`` to ``seed + repeats - 1``) run past 2**32 - 1, the largest
+    seed KID's subset sampling takes."""
+    if seed + repeats - 1 > 2**32 - 1:
+        raise GanforgeError(f"--seed {seed} with --repeats {repeats}: the sample sets' seeds run to {seed + repeats - 1}, "
+                            f"past 2**32 - 1; give --seed {2**32 - repeats} or less")
+
+
 def score_generator(scoring: Scoring, generator: torch.nn.Module, *, repeats: int = 1, truncation: float | None = None,
                     psi: float | None = None) -> dict[str, Any]:
     """The figures of ``repeats`` sample sets (their means and spreads where more than one), with the
@@ -124,8 +137,10 @@ def evaluate_model(path: Path, *, n: int = 5000, seed: int = 0, repeats: int = 1
 
     if protocol is None and n < 100:
         raise GanforgeError(f"--n {n}: use at least 100 samples (5000 or more for figures worth comparing)")
-    if repeats < 1:
-        raise GanforgeError(f"--repeats {repeats}: give 1 (one set of samples) or more (their mean and spread)")
+    if not 1 <= repeats <= MAX_REPEATS:
+        raise GanforgeError(f"--repeats {repeats}: give 1 (one set of samples) to {MAX_REPEATS} (their mean and spread; "
+                            "5 to 30 sets give an interval worth reporting)")
+    check_sample_seeds(seed, repeats)
     if protocol is not None:
         named_protocol(protocol)
     catalog = catalog or load_catalog()
