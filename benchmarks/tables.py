@@ -36,7 +36,7 @@ def machine_line() -> str:
     """The date, ganforge and torch versions and the machine, in one line."""
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_description()
     return (f"{datetime.date.today().isoformat()} · ganforge {ganforge.__version__} · torch {torch.__version__} · "
-            f"{torch.get_num_threads()} threads · {device}")
+            f"{torch.get_num_threads()} thread{'' if torch.get_num_threads() == 1 else 's'} · {device}")
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
