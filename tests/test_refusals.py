@@ -162,8 +162,10 @@ def test_ctrl_c_during_start_up_exits_130_quietly(tmp_path: Path, delay: float) 
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
-    assert proc.returncode in (130, 0), err  # 0: it finished its five steps before the signal came
-    if proc.returncode == 130:
+    # 0: it finished its five steps before the signal came. -SIGINT: CPython itself ends a process by
+    # SIGINT when the interrupt passed through code it ran for a C extension; a shell reports that as 130 too.
+    assert proc.returncode in (130, -signal.SIGINT, 0), err
+    if proc.returncode != 0:
         assert err.strip().splitlines()[-1].startswith(("ganforge: interrupted", "interrupted at step"))
 
 
