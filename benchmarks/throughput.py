@@ -74,14 +74,15 @@ def model_settings(variant: str, sets: list[str]) -> dict[str, object]:
     """The ``--set KEY=VALUE`` model settings for ``variant``, validated; anything but a model setting is refused."""
     spec = load_catalog().variants.get(variant)
     settings: dict[str, object] = {}
+    model: dict[str, object] = {}
     try:
         apply_sets(settings, sets, spec.config.model_fields)
-        if set(settings) - {"model"}:
-            raise GanforgeError(f"--set: only {variant}'s model settings apply here, not {', '.join(sorted(set(settings) - {'model'}))}")
         model = dict(settings.get("model", {}))  # type: ignore[call-overload]
         spec.make_config(model)
     except GanforgeError as exc:
         raise SystemExit(f"throughput.py: error: {exc}") from None
+    if others := sorted(set(settings) - {"model"}):
+        raise SystemExit(f"throughput.py: error: --set: only {variant}'s model settings apply here, not {', '.join(others)}")
     return model
 
 
