@@ -45,6 +45,7 @@ from ganforge import TrainConfig, load_catalog, load_run, train  # noqa: E402
 from ganforge.config import DataConfig  # noqa: E402
 from ganforge.data import load_data  # noqa: E402
 from ganforge.metrics.evaluate import Evaluation, embed_images, score  # noqa: E402
+from ganforge.metrics.comparison import fewest_paired_sets, smallest_p  # noqa: E402
 from ganforge.metrics.scoring import permutation_test  # noqa: E402
 from ganforge.sampling import generate_chunks  # noqa: E402
 from ganforge.variant import build_models  # noqa: E402
@@ -125,8 +126,9 @@ def arm_verdicts(by_arm: dict[str, list[dict]], alpha: float = 0.05) -> list[str
             verdict = "better: both evaluators agree"
         elif signs == {"higher"}:
             verdict = "worse: both evaluators agree"
-        elif len(runs) < 6:
-            verdict = f"not shown either way: {len(runs)} seeds cannot reach p < {alpha} in a paired test (6 can)"
+        elif smallest_p(len(runs), len(runs), paired=True) >= alpha:
+            verdict = (f"not shown either way: {len(runs)} seeds cannot reach p < {alpha} in a paired test "
+                       f"({fewest_paired_sets(alpha)} can)")
         else:
             verdict = "no difference beyond the seeds' spread on both evaluators"
         out.append(f"{label} against {labels[0]}, paired by training seed: {'; '.join(parts)}: {verdict}")

@@ -108,7 +108,7 @@ def smallest_p(m: int, n: int, *, paired: bool) -> float:
     return 2 / 2 ** n if paired else 2 / math.comb(m + n, m)
 
 
-def _enough(alpha: float) -> int:
+def fewest_paired_sets(alpha: float) -> int:
     """The fewest paired sample sets whose sign-flip test can reach ``alpha``."""
     return next(k for k in range(2, 64) if smallest_p(k, k, paired=True) < alpha)
 
@@ -165,7 +165,7 @@ def compare_models(paths: Sequence[Path], *, repeats: int = 10, n: int = 5000, s
                    for i, a in enumerate(ordered) for b in ordered[i + 1:])
     if smallest >= alpha:
         raise GanforgeError(f"--repeats {repeats}: with so few sample sets no test can reach p < {alpha} (the smallest "
-                            f"p-value possible is {smallest:.3g}); use --repeats {_enough(alpha)} or more")
+                            f"p-value possible is {smallest:.3g}); use --repeats {fewest_paired_sets(alpha)} or more")
     metrics = [m for m in COMPARED if all(m in g.sets[0] for g in ordered)]
     tests = [_test(m, a, b, alpha) for i, a in enumerate(ordered) for b in ordered[i + 1:] for m in metrics]
     return Comparison(ordered, metrics, tests, alpha)
